@@ -1,0 +1,1 @@
+"""Failover orchestration for the LLM-Marketplace platform: the DR runbook as commands."""
