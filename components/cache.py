@@ -87,9 +87,7 @@ class Cache(pulumi.ComponentResource):
             )
             self.global_datastore_id = datastore.global_replication_group_id
         else:
-            self.global_datastore_id = pulumi.Output.from_input(args.join_global_id).apply(
-                lambda v: str(v)
-            )
+            self.global_datastore_id = pulumi.Output.from_input(args.join_global_id).apply(str)
         self.register_outputs(
             {"group_id": self.group.id, "global_datastore_id": self.global_datastore_id}
         )

@@ -36,9 +36,7 @@ def _assume_role(service: str) -> str:
     )
 
 
-def kubeconfig(
-    cluster_name: str, endpoint: str, ca_data: str, region: str
-) -> str:
+def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
     """A kubeconfig that authenticates with `aws eks get-token` for this region."""
     return json.dumps(
         {

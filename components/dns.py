@@ -33,9 +33,7 @@ class RegionEndpoints:
     search: pulumi.Input[str]
 
     def for_label(self, label: str) -> pulumi.Input[str]:
-        return {DnsName.DB: self.db, DnsName.REDIS: self.redis, DnsName.SEARCH: self.search}[
-            label
-        ]
+        return {DnsName.DB: self.db, DnsName.REDIS: self.redis, DnsName.SEARCH: self.search}[label]
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,9 @@ class DnsArgs:
 class Dns(pulumi.ComponentResource):
     records: dict[str, aws.route53.Record]
 
-    def __init__(self, name: str, args: DnsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, args: DnsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
         super().__init__("llm:platform:Dns", name, None, opts)
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         active, standby = args.active, other_role(args.active)

@@ -61,7 +61,9 @@ class RegionalPlatform(pulumi.ComponentResource):
         cluster_name = f"{contract.PROJECT}-{s.role}"
         network = Network(
             f"{name}-network",
-            NetworkArgs(region=s.region, cidr=s.vpc_cidr, cluster_name=cluster_name, provider=provider),
+            NetworkArgs(
+                region=s.region, cidr=s.vpc_cidr, cluster_name=cluster_name, provider=provider
+            ),
             child,
         )
         cluster = Cluster(

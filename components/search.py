@@ -123,7 +123,9 @@ class Search(pulumi.ComponentResource):
         )
         if args.replicate_to_bucket_arn is not None:
             replication_role = aws.iam.Role(
-                f"{name}-replication-role", assume_role_policy=_assume("s3.amazonaws.com"), opts=child
+                f"{name}-replication-role",
+                assume_role_policy=_assume("s3.amazonaws.com"),
+                opts=child,
             )
             aws.iam.RolePolicy(
                 f"{name}-replication-policy",

@@ -143,7 +143,9 @@ def validate(
             ConfigKey.ROLE, role, f"the stack's own name ({stack!r}): stack and role must agree"
         )
     if region is None or region not in KNOWN_REGIONS:
-        raise ConfigError(ConfigKey.AWS_REGION, region, f"a known AWS region: {sorted(KNOWN_REGIONS)}")
+        raise ConfigError(
+            ConfigKey.AWS_REGION, region, f"a known AWS region: {sorted(KNOWN_REGIONS)}"
+        )
     if region != STACK_REGIONS[role]:
         raise ConfigError(
             ConfigKey.AWS_REGION, region, f"{STACK_REGIONS[role]!r} for the {role} stack"
@@ -195,7 +197,9 @@ def validate(
     hosted_zone_id = get(ConfigKey.HOSTED_ZONE_ID) or None
     if role == dns_owner and hosted_zone_id is None:
         raise ConfigError(
-            ConfigKey.HOSTED_ZONE_ID, None, "the Route53 hosted zone id (required in the DNS owner stack)"
+            ConfigKey.HOSTED_ZONE_ID,
+            None,
+            "the Route53 hosted zone id (required in the DNS owner stack)",
         )
 
     return Settings(

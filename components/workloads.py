@@ -7,6 +7,7 @@ READ_ONLY=true, so a flip is a scale-up and a config change, never a fresh deplo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -32,7 +33,7 @@ class WorkloadsArgs:
     provider: k8s.Provider
 
 
-def _probe(initial_delay: int) -> dict[str, object]:
+def _probe(initial_delay: int) -> Any:
     return {
         "http_get": {"path": HEALTH_PATH, "port": APP_PORT},
         "initial_delay_seconds": initial_delay,
@@ -153,8 +154,10 @@ class Workloads(pulumi.ComponentResource):
             opts=in_ns,
         )
         self.gateway_hostname = self.gateway.status.apply(
-            lambda s: (s.load_balancer.ingress[0].hostname or "")
-            if s and s.load_balancer and s.load_balancer.ingress
-            else ""
+            lambda s: (
+                (s.load_balancer.ingress[0].hostname or "")
+                if s and s.load_balancer and s.load_balancer.ingress
+                else ""
+            )
         )
         self.register_outputs({"gateway_hostname": self.gateway_hostname})

@@ -121,7 +121,9 @@ def normalize(value: Any, secret_paths: list[str], path: str = "") -> Any:
             return _secret_mask(value.get("value"))
         if sig == RESOURCE_SIG:
             return str(value.get("urn", ""))
-        return {k: normalize(v, secret_paths, f"{path}.{k}" if path else k) for k, v in value.items()}
+        return {
+            k: normalize(v, secret_paths, f"{path}.{k}" if path else k) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [normalize(v, secret_paths, f"{path}[{i}]") for i, v in enumerate(value)]
     if value == UNKNOWN:
@@ -131,8 +133,11 @@ def normalize(value: Any, secret_paths: list[str], path: str = "") -> Any:
 
 def _computed_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Outputs the cloud would compute, as placeholders naming the resource and output."""
-    p = lambda attr: placeholder(name, attr)  # noqa: E731
-    state: dict[str, Any] = {"arn": p("arn")}
+
+    def p(attr: str) -> str:
+        return placeholder(name, attr)
+
+    state: dict[str, Any] = {"arn": inputs.get("arn", p("arn"))}
     if type_ == "aws:rds/instance:Instance":
         state.update(address=p("address"), endpoint=p("endpoint"), port=5432)
     elif type_ == "aws:elasticache/replicationGroup:ReplicationGroup":
@@ -156,7 +161,7 @@ def _computed_state(type_: str, name: str, inputs: dict[str, Any]) -> dict[str, 
         state.update(bucket=inputs.get("bucket", p("bucket")))
     elif type_ in ("aws:iam/role:Role", "aws:rds/subnetGroup:SubnetGroup"):
         state.update(name=inputs.get("name", p("name")))
-    return {**state, **inputs}
+    return {**inputs, **state}
 
 
 def _run(
@@ -167,15 +172,20 @@ def _run(
     peer_outputs: Mapping[str, Any],
 ) -> Evaluation:
     import pulumi
-    from google.protobuf import json_format
+    from google.protobuf import json_format  # type: ignore[import-untyped]
     from pulumi.runtime import mocks as pmocks
     from pulumi.runtime import settings as psettings
     from pulumi.runtime.stack import run_pulumi_func
 
-    evaluation = Evaluation(stack=stack, config=dict(config))
+    evaluation = Evaluation(
+        stack=stack,
+        config={k: _secret_mask(v) if k in secret_keys else v for k, v in config.items()},
+    )
 
     class Mocks(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        def new_resource(
+            self, args: pulumi.runtime.MockResourceArgs
+        ) -> tuple[str | None, dict[str, Any]]:
             if args.typ == "pulumi:pulumi:StackReference":
                 return args.name, {"name": args.inputs.get("name"), "outputs": dict(peer_outputs)}
             resource_id = args.inputs.get("identifier") or args.inputs.get("replicationGroupId")
@@ -184,12 +194,16 @@ def _run(
                 _computed_state(args.typ, args.name, dict(args.inputs)),
             )
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-            raise EvaluationError(f"the program called {args.token}; offline evaluation allows no invokes")
+        def call(
+            self, args: pulumi.runtime.MockCallArgs
+        ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            raise EvaluationError(
+                f"the program called {args.token}; offline evaluation allows no invokes"
+            )
 
     class RecordingMonitor(pmocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
-            response = super().RegisterResource(request)
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             if request.type != "pulumi:pulumi:Stack":
                 raw = json_format.MessageToDict(request.object)
                 secrets: list[str] = []
@@ -208,7 +222,9 @@ def _run(
                 )
             return response
 
-    pmocks.set_mocks(Mocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(Mocks()))
+    pmocks.set_mocks(
+        Mocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(Mocks())
+    )
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
 
     async def program() -> None:
@@ -290,12 +306,22 @@ def evaluate_in_subprocess(
 ) -> Evaluation:
     """Evaluate another checkout of the program in a fresh interpreter."""
     here = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "failover.programeval", "--project-dir", str(project_dir), "--stack", stack]
+    cmd = [
+        sys.executable,
+        "-m",
+        "failover.programeval",
+        "--project-dir",
+        str(project_dir),
+        "--stack",
+        stack,
+    ]
     for key, value in (overrides or {}).items():
         cmd += ["--set", f"{key}={value}"]
     proc = subprocess.run(cmd, cwd=here, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise EvaluationError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed")
+        raise EvaluationError(
+            proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+        )
     return Evaluation.from_json(json.loads(proc.stdout))
 
 
