@@ -1,0 +1,730 @@
+"""python -m failover.switch --active {primary,dr}: fail over, or fail back, the platform.
+
+Replaces DB-F-002, CR-F-001 and the failover script of the old runbook. Phases:
+
+  1. preflight  read both stacks (never creating one); refuse unless the target database is
+                an available replica of the current writer, its lag is under --max-lag, the
+                cache Global Datastore can fail over, and the current writer is reachable
+                (planned) or really unreachable (unplanned: never make a second writer).
+  2. fence      planned only: make the writer read-only, wait until the replica has replayed
+                its last WAL position (zero data loss); on timeout, unfence and stop.
+  3. promote    promote the replica (irreversible: asks first unless --yes), fail the cache
+                Global Datastore over; both idempotent.
+  4. flip       write active_region (and clear replicate_from on the promoted side) into the
+                stack files, then refresh and `up` the target, the DNS owner, and the old side
+                last (best effort: recorded as pending when its region is down).
+  5. validate   pg_is_in_recovery() is false by direct endpoint and by DNS name, a write and
+                read-back, row counts against preflight, the cache primary, /health via api.
+  6. report     phase durations against the runbook's targets, RPO, what is pending.
+
+A crash anywhere is resumed by running the same command again. Only one switch runs at a
+time. Exit codes:
+  0 done, or nothing to do (target already active), or --dry-run
+  2 bad command line
+  3 environment: no pulumi CLI, or credentials missing
+  4 refused by preflight (nothing changed)
+  5 aborted by the user (nothing changed)
+  6 a phase failed (the journal says which; run again to resume)
+  7 validation failed (the switch happened; see which check)
+  8 another switch is running (the lock names its holder)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from components.contract import (
+    SERVICES,
+    STACK_REGIONS,
+    ConfigKey,
+    DnsName,
+    Output,
+    Role,
+    other_role,
+)
+from failover import sql, stackconfig
+from failover import topology as topo
+from failover.cloud import Cloud, CloudError
+from failover.engine import Engine, EngineError, PulumiCliMissing, StackMissing
+from failover.journal import Journal, LockHeld, RunState, switch_lock
+from failover.probes import HealthProbe, Resolver
+
+log = logging.getLogger("failover.switch")
+
+EXIT_OK, EXIT_USAGE, EXIT_ENV, EXIT_REFUSED, EXIT_ABORTED, EXIT_FAILED, EXIT_INVALID, EXIT_LOCKED = (
+    0, 2, 3, 4, 5, 6, 7, 8,
+)  # fmt: skip
+DEFAULT_MAX_LAG = 300.0
+PHASES = ("preflight", "fence", "promote", "flip", "validate", "report")
+# The runbook's targets: database cross-region < 15 min, full region < 4 h.
+TARGETS = {"database": 15 * 60.0, "total": 4 * 3600.0}
+
+
+class Refused(Exception):
+    """A precondition does not hold; nothing was changed."""
+
+
+class Aborted(Exception):
+    """The operator said no."""
+
+
+class PhaseFailed(Exception):
+    def __init__(self, phase: str, reason: str) -> None:
+        self.phase = phase
+        super().__init__(f"{phase} failed: {reason}")
+
+
+class ValidationFailed(Exception):
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__("; ".join(failures))
+
+
+class SimulatedCrash(BaseException):
+    """Raised by the crash hook (drill and tests) to stop the switch like a kill would."""
+
+
+@dataclass
+class Options:
+    active: Role
+    mode: str = "planned"
+    max_lag: float = DEFAULT_MAX_LAG
+    dry_run: bool = False
+    yes: bool = False
+    approved_by: str | None = None
+    json: bool = False
+    project_dir: Path = Path(".")
+    db_user: str = "postgres"
+    promote_timeout: float = 1800.0
+    fence_timeout: float = 120.0
+
+
+@dataclass
+class Bindings:
+    """Everything the switch talks to; production and the drill bind these differently."""
+
+    engine: Engine
+    cloud: Cloud
+    resolver: Resolver
+    health: HealthProbe
+    db_password: str
+    confirm: Callable[[str], bool]
+    crash_at: str | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+@dataclass
+class Report:
+    run_id: str
+    target: str
+    mode: str
+    approved_by: str | None
+    phases: dict[str, float] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+    counts_before: dict[str, int] = field(default_factory=dict)
+    counts_after: dict[str, int] = field(default_factory=dict)
+    rpo_rows: dict[str, int] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)
+    outcome: str = "running"
+
+    def to_json(self) -> dict[str, Any]:
+        database = sum(self.phases.get(p, 0.0) for p in ("fence", "promote"))
+        total = sum(self.phases.values())
+        return {
+            "run_id": self.run_id,
+            "target": self.target,
+            "mode": self.mode,
+            "approved_by": self.approved_by,
+            "outcome": self.outcome,
+            "phases_seconds": {k: round(v, 3) for k, v in self.phases.items()},
+            "database_failover_seconds": round(database, 3),
+            "database_target_seconds": TARGETS["database"],
+            "total_seconds": round(total, 3),
+            "total_target_seconds": TARGETS["total"],
+            "within_targets": database < TARGETS["database"] and total < TARGETS["total"],
+            "row_counts_before": self.counts_before,
+            "row_counts_after": self.counts_after,
+            "rows_missing_after_switch": self.rpo_rows,
+            "checks": self.checks,
+            "pending": self.pending,
+        }
+
+    def table(self) -> str:
+        data = self.to_json()
+        lines = [f"switch {self.run_id}: {self.mode} to {self.target} — {self.outcome}"]
+        lines.append(f"{'phase':<10} {'seconds':>9}")
+        for phase, seconds in data["phases_seconds"].items():
+            lines.append(f"{phase:<10} {seconds:>9.2f}")
+        lines.append(
+            f"database failover {data['database_failover_seconds']:.1f}s (target < 15 min), "
+            f"total {data['total_seconds']:.1f}s (target < 4 h)"
+        )
+        if self.rpo_rows:
+            lines.append(f"rows missing after switch (RPO): {self.rpo_rows}")
+        for check in self.checks:
+            lines.append(f"  {check}")
+        for item in self.pending:
+            lines.append(f"PENDING: {item}")
+        return "\n".join(lines)
+
+
+class Switch:
+    def __init__(self, opts: Options, bind: Bindings) -> None:
+        self.opts = opts
+        self.bind = bind
+        self.journal = Journal(opts.project_dir)
+        self.target: Role = opts.active
+        self.old: Role = other_role(opts.active)
+        self.state: RunState | None = None
+        self.report: Report | None = None
+        self.topology: topo.Topology | None = None
+
+    # -- output -------------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        print(message, file=self.bind.stream, flush=True)
+        log.debug(message)
+
+    # -- journal ------------------------------------------------------------------------
+    def _done(self, step: str) -> bool:
+        return self.state is not None and step in self.state.done
+
+    def _step(self, step: str, action: Callable[[], dict[str, Any] | None]) -> None:
+        """Run one journaled step unless a previous run already completed it."""
+        assert self.state is not None
+        if self._done(step):
+            self.say(f"  {step}: already done by this run, skipped")
+            return
+        self.journal.write("step-start", run_id=self.state.run_id, step=step)
+        try:
+            data = action() or {}
+        except Exception as err:
+            self.journal.write("step-failed", run_id=self.state.run_id, step=step, error=str(err))
+            raise
+        self.state.done.add(step)
+        self.state.data.update(data)
+        self.journal.write("step-done", run_id=self.state.run_id, step=step, data=data)
+
+    def _boundary(self, phase: str) -> None:
+        if self.bind.crash_at == phase:
+            self.bind.crash_at = None
+            raise SimulatedCrash(phase)
+
+    def _phase(self, name: str, body: Callable[[], None]) -> None:
+        assert self.report is not None
+        self.say(f"[{name}] start")
+        start = time.monotonic()
+        try:
+            body()
+        finally:
+            self.report.phases[name] = self.report.phases.get(name, 0.0) + time.monotonic() - start
+        self.say(f"[{name}] done in {self.report.phases[name]:.2f}s")
+        self._boundary(name)
+
+    # -- the run ------------------------------------------------------------------------
+    def run(self) -> int:
+        opts = self.opts
+        try:
+            with switch_lock(opts.project_dir, f"switch --active {opts.active} --mode {opts.mode}"):
+                return self._run_locked()
+        except LockHeld as err:
+            self.say(f"refused: {err}")
+            return EXIT_LOCKED
+
+    def _run_locked(self) -> int:
+        opts = self.opts
+        unfinished = self.journal.unfinished()
+        if unfinished is not None and unfinished.target != opts.active:
+            self.say(
+                f"refused: run {unfinished.run_id} toward {unfinished.target} is unfinished; "
+                f"finish it first (python -m failover.switch --active {unfinished.target})"
+            )
+            return EXIT_REFUSED
+        try:
+            self.topology = topo.load(opts.project_dir, self.bind.engine)
+        except StackMissing as err:
+            self.say(f"refused: {err}")
+            return EXIT_REFUSED
+        except PulumiCliMissing as err:
+            self.say(str(err))
+            return EXIT_ENV
+        except (EngineError, stackconfig.StackConfigError) as err:
+            self.say(f"refused: cannot read the stacks: {err}")
+            return EXIT_REFUSED
+        self.show_topology("before")
+        if unfinished is None and self.topology.agreed_active == opts.active:
+            self.say(f"{opts.active} is already the active region: nothing to do")
+            return EXIT_OK
+        resuming = unfinished is not None
+        self.state = unfinished or RunState(Journal.new_run_id(), opts.active, opts.mode)
+        if resuming:
+            opts.mode = self.state.mode
+            self.say(
+                f"resuming run {self.state.run_id} ({', '.join(sorted(self.state.done)) or 'nothing'} done)"
+            )
+        self.report = Report(self.state.run_id, opts.active, opts.mode, opts.approved_by)
+        try:
+            self._phase("preflight", self.preflight)
+            if opts.dry_run:
+                self.say(self.plan_text())
+                self.report.outcome = "dry-run: nothing changed"
+                self._emit_report()
+                return EXIT_OK
+            if not resuming:
+                self.journal.write(
+                    "run-start",
+                    run_id=self.state.run_id,
+                    target=opts.active,
+                    mode=opts.mode,
+                    approved_by=opts.approved_by,
+                    max_lag=opts.max_lag,
+                    data=self.state.data,
+                )
+            else:
+                self.journal.write("run-resume", run_id=self.state.run_id)
+            if opts.max_lag != DEFAULT_MAX_LAG:
+                self.journal.write(
+                    "override", run_id=self.state.run_id, what="max_lag", value=opts.max_lag,
+                    approved_by=opts.approved_by,
+                )  # fmt: skip
+            if opts.mode == "planned":
+                self._phase("fence", self.fence)
+            self._phase("promote", self.promote)
+            self._phase("flip", self.flip)
+            self._phase("validate", self.validate)
+        except Refused as err:
+            self.say(f"refused: {err}")
+            if self.state is not None and resuming:
+                self.journal.write("run-refused", run_id=self.state.run_id, reason=str(err))
+            return EXIT_REFUSED
+        except Aborted as err:
+            self.say(f"aborted: {err}; nothing was promoted")
+            self._unfence_if_fenced()
+            self.journal.write("run-end", run_id=self.state.run_id, outcome="aborted")
+            return EXIT_ABORTED
+        except PhaseFailed as err:
+            self.say(f"FAILED: {err}. Fix the cause and run the same command again to resume.")
+            self.journal.write(
+                "phase-failed", run_id=self.state.run_id, phase=err.phase, error=str(err)
+            )
+            return EXIT_FAILED
+        except ValidationFailed as err:
+            self.report.outcome = "validation failed"
+            for failure in err.failures:
+                self.say(f"VALIDATION FAILED: {failure}")
+            self.journal.write("validation-failed", run_id=self.state.run_id, failures=err.failures)
+            self._emit_report()
+            return EXIT_INVALID
+        self.report.outcome = "switched"
+        self.report.pending = [p["action"] for p in self.journal.pending()]
+        self.journal.write(
+            "run-end", run_id=self.state.run_id, outcome="switched", report=self.report.to_json()
+        )
+        self._phase("report", self._emit_report)
+        return EXIT_OK
+
+    # -- phases -------------------------------------------------------------------------
+    def stack(self, role: Role) -> topo.StackView:
+        assert self.topology is not None
+        return self.topology.stacks[role]
+
+    def endpoint(self, role: Role) -> sql.DbEndpoint:
+        return self.stack(role).db_endpoint(self.opts.db_user, self.bind.db_password)
+
+    def preflight(self) -> None:
+        assert self.state is not None and self.report is not None
+        target, old = self.stack(self.target), self.stack(self.old)
+        for view in (target, old):
+            if not view.db_identifier:
+                raise Refused(
+                    f"stack {view.role} has no {Output.DB_IDENTIFIER} output: was it deployed?"
+                )
+        promoted_already = self._done("promote-database")
+        db = self._cloud(
+            lambda: self.bind.cloud.describe_database(self.target, target.db_identifier)
+        )
+        if db is None:
+            raise Refused(f"database {target.db_identifier} does not exist in {target.region}")
+        if not promoted_already:
+            if not db.is_replica:
+                raise Refused(
+                    f"{target.db_identifier} in {target.region} is not a read replica: only a replica "
+                    "of the current writer can be promoted (a writer here means a failback needs the "
+                    "old primary rebuilt as a new replica first; see docs/runbook.md)"
+                )
+            source = db.replica_source or ""
+            if old.db_identifier not in source and source != old.outputs.get(Output.DB_ARN):
+                raise Refused(
+                    f"{target.db_identifier} replicates from {source}, not from {old.db_identifier}"
+                )
+            if db.status != "available":
+                raise Refused(f"{target.db_identifier} is {db.status!r}, not 'available'")
+            self._check_lag(target)
+        self._check_cache()
+        writer_up = sql.reachable(self.endpoint(self.old))
+        if self.opts.mode == "planned" and not writer_up and not self._done("fence"):
+            raise Refused(
+                f"planned mode needs the current writer {old.db_identifier} reachable; it is not. "
+                "If its region is down, use --mode unplanned"
+            )
+        if self.opts.mode == "unplanned" and writer_up and not promoted_already:
+            raise Refused(
+                f"unplanned mode but the current writer {old.db_identifier} still answers: promoting "
+                "now would create a second writer. Use --mode planned, or make sure it is down"
+            )
+        if "counts_before" not in self.state.data:
+            source_ep = self.endpoint(self.old) if writer_up else self.endpoint(self.target)
+            counts = self._sql(lambda: sql.row_counts(source_ep))
+            self.state.data["counts_before"] = counts
+        self.report.counts_before = dict(self.state.data["counts_before"])
+        self.report.checks.append(f"preflight: row counts {self.report.counts_before}")
+        self.say(f"  row counts before: {self.report.counts_before}")
+
+    def _check_lag(self, target: topo.StackView) -> None:
+        assert self.report is not None
+        cw = self._cloud(
+            lambda: self.bind.cloud.replica_lag_seconds(self.target, target.db_identifier)
+        )
+        own = self._sql(lambda: sql.replay_lag_seconds(self.endpoint(self.target)))
+        lags = [x for x in (cw, own) if x is not None]
+        shown = f"CloudWatch ReplicaLag {cw if cw is not None else 'n/a'}s, replica's own {own if own is not None else 'n/a'}s"
+        self.say(f"  replica lag: {shown} (gate {self.opts.max_lag:.0f}s)")
+        if lags and max(lags) > self.opts.max_lag:
+            raise Refused(
+                f"replica lag {max(lags):.0f}s is above --max-lag {self.opts.max_lag:.0f}s ({shown}). "
+                "The runbook says: consult the data team; to accept the loss, raise --max-lag "
+                "(recorded in the journal with --approved-by)"
+            )
+        self.report.checks.append(f"preflight: lag {shown}")
+
+    def _check_cache(self) -> None:
+        global_id = str(self.stack(self.target).outputs.get(Output.CACHE_GLOBAL_ID, ""))
+        if not global_id:
+            raise Refused("no cache Global Datastore id in the stack outputs")
+        cache = self._cloud(lambda: self.bind.cloud.describe_cache(global_id))
+        if cache is None:
+            raise Refused(f"cache Global Datastore {global_id} does not exist")
+        if cache.primary_region != STACK_REGIONS[self.target] and cache.status != "available":
+            raise Refused(
+                f"cache Global Datastore {global_id} is {cache.status!r}: cannot fail over now"
+            )
+
+    def fence(self) -> None:
+        writer, replica = self.endpoint(self.old), self.endpoint(self.target)
+
+        def do_fence() -> dict[str, Any]:
+            self._sql(lambda: sql.fence(writer))
+            lsn = self._sql(lambda: sql.current_lsn(writer))
+            self.say(f"  writer fenced (read-only) at WAL {lsn}; waiting for the replica")
+            try:
+                waited = sql.wait_replayed(replica, lsn, self.opts.fence_timeout)
+            except sql.SqlError as err:
+                self._sql(lambda: sql.unfence(writer))
+                raise PhaseFailed(
+                    "fence", f"{err}; the writer was unfenced, nothing else changed"
+                ) from err
+            self.say(f"  replica replayed {lsn} after {waited:.2f}s: zero data loss")
+            return {"fence_lsn": lsn}
+
+        self._step("fence", do_fence)
+
+    def promote(self) -> None:
+        target = self.stack(self.target)
+        if not self._done("promote-database"):
+            question = (
+                f"Promote {target.db_identifier} in {target.region} to be the writer? "
+                "THIS CANNOT BE UNDONE"
+            )
+            if not self.opts.yes and not self.bind.confirm(question):
+                raise Aborted("the operator declined the promotion")
+
+        def promote_db() -> None:
+            self.say(f"  promoting {target.db_identifier} ...")
+            self._cloud_phase(
+                "promote",
+                lambda: self.bind.cloud.promote_database(
+                    self.target, target.db_identifier, self.opts.promote_timeout
+                ),
+            )
+
+        def failover_cache() -> None:
+            global_id = str(target.outputs.get(Output.CACHE_GLOBAL_ID, ""))
+            group = str(target.outputs.get(Output.CACHE_GROUP_ID, ""))
+            self.say(f"  failing the cache Global Datastore over to {target.region} ...")
+            self._cloud_phase(
+                "promote",
+                lambda: self.bind.cloud.failover_cache(
+                    global_id, self.target, group, self.opts.promote_timeout
+                ),
+            )
+
+        def search() -> None:
+            endpoint = str(target.outputs.get(Output.SEARCH_ENDPOINT, ""))
+            if self._cloud(lambda: self.bind.cloud.search_needs_restore(self.target, endpoint)):
+                self.say("  restoring the latest OpenSearch snapshot ...")
+                self._cloud_phase(
+                    "promote",
+                    lambda: self.bind.cloud.restore_search(
+                        self.target, endpoint, self.opts.promote_timeout
+                    ),
+                )
+
+        self._step("promote-database", promote_db)
+        self._step("failover-cache", failover_cache)
+        self._step("search-restore", search)
+
+    def flip(self) -> None:
+        def write_config() -> None:
+            for role in (self.target, self.old):
+                updates: dict[str, str] = {ConfigKey.ACTIVE_REGION: self.target}
+                if role == self.target:
+                    updates[ConfigKey.REPLICATE_FROM] = ""
+                stackconfig.set_values(self.opts.project_dir, role, updates)
+            self.say(
+                f"  wrote active_region={self.target} to both stack files; cleared replicate_from on {self.target}"
+            )
+
+        self._step("write-config", write_config)
+        assert self.topology is not None
+        order: list[Role] = [self.target]
+        if self.topology.dns_owner not in order:
+            order.append(self.topology.dns_owner)
+        for role in order:
+            self._step(f"up-{role}", lambda role=role: self._refresh_and_up(role))  # type: ignore[misc]
+        if self.old not in order:
+            self._step(f"up-{self.old}", self._old_side)
+
+    def _refresh_and_up(self, role: Role) -> None:
+        self.say(f"  refresh + up of stack {role} ...")
+        try:
+            self.bind.engine.refresh(role, on_event=self._event)
+            result = self.bind.engine.up(role, on_event=self._event)
+        except EngineError as err:
+            raise PhaseFailed("flip", f"stack {role}: {err}") from err
+        self.say(f"  stack {role}: {result.summary} {result.changes}")
+
+    def _old_side(self) -> None:
+        try:
+            self._refresh_and_up(self.old)
+        except PhaseFailed as err:
+            assert self.state is not None
+            action = f"up-{self.old}"
+            self.say(
+                f"  {err}: recorded as pending (its region may be down); rerun when it is back"
+            )
+            self.journal.write("pending", run_id=self.state.run_id, action=action, error=str(err))
+            return
+        self.journal.write("pending-done", action=f"up-{self.old}")
+
+    def validate(self) -> None:
+        assert self.report is not None and self.state is not None and self.topology is not None
+        failures: list[str] = []
+        direct = self.endpoint(self.target)
+        zone = self.topology.zone_name
+        host, port = self.bind.resolver.resolve(f"{DnsName.DB}.{zone}", direct.port)
+        by_name = sql.DbEndpoint(host, port, direct.dbname, direct.user, direct.password)
+        for label, ep in (("direct endpoint", direct), (f"{DnsName.DB}.{zone}", by_name)):
+            try:
+                if sql.is_in_recovery(ep):
+                    failures.append(f"{label}: pg_is_in_recovery() is true: not the writer")
+                else:
+                    self.report.checks.append(f"validate: {label}: pg_is_in_recovery() = false")
+                sql.write_read_probe(ep, self.state.run_id)
+                self.report.checks.append(f"validate: {label}: write and read-back ok")
+            except sql.SqlError as err:
+                failures.append(f"{label}: {err}")
+        try:
+            after = sql.row_counts(direct)
+        except sql.SqlError as err:
+            failures.append(f"row counts: {err}")
+            after = {}
+        self.report.counts_after = after
+        before = self.report.counts_before
+        missing = {t: before[t] - after.get(t, 0) for t in before if before[t] != after.get(t, 0)}
+        self.report.rpo_rows = missing
+        if missing and self.opts.mode == "planned":
+            failures.append(f"row counts differ after a planned switch: {missing}")
+        elif missing:
+            self.report.checks.append(f"validate: rows missing after unplanned switch: {missing}")
+        global_id = str(self.stack(self.target).outputs.get(Output.CACHE_GLOBAL_ID, ""))
+        try:
+            cache = self.bind.cloud.describe_cache(global_id)
+        except CloudError as err:
+            failures.append(f"cache: {err}")
+            cache = None
+        if cache is not None and cache.primary_region == STACK_REGIONS[self.target]:
+            self.report.checks.append(f"validate: cache primary (master) in {cache.primary_region}")
+        elif cache is not None:
+            failures.append(
+                f"cache: primary is in {cache.primary_region}, not {STACK_REGIONS[self.target]}"
+            )
+        api = f"{DnsName.API}.{zone}"
+        for service in SERVICES:
+            ok, detail = self.bind.health.check(api, service)
+            (
+                self.report.checks.append(f"validate: {detail}")
+                if ok
+                else failures.append(f"health: {detail}")
+            )
+        if failures:
+            raise ValidationFailed(failures)
+
+    # -- helpers ------------------------------------------------------------------------
+    def _event(self, event: Any) -> None:
+        pre = getattr(event, "resource_pre_event", None)
+        if pre is not None and pre.metadata.op.value not in ("same", "read"):
+            self.say(
+                f"    {pre.metadata.op.value:<8} {pre.metadata.type} {pre.metadata.urn.split('::')[-1]}"
+            )
+
+    def _cloud(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except CloudError as err:
+            raise Refused(str(err)) from err
+
+    def _cloud_phase(self, phase: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except CloudError as err:
+            raise PhaseFailed(phase, str(err)) from err
+
+    def _sql(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except sql.SqlError as err:
+            raise Refused(str(err)) from err
+
+    def _unfence_if_fenced(self) -> None:
+        if self._done("fence"):
+            try:
+                sql.unfence(self.endpoint(self.old))
+                self.say("  the old writer was unfenced")
+            except sql.SqlError as err:
+                self.say(f"  could not unfence the old writer: {err}")
+
+    def show_topology(self, when: str) -> None:
+        assert self.topology is not None
+        self.say(f"topology {when}:")
+        for role, view in self.topology.stacks.items():
+            source = view.outputs.get(Output.DB_REPLICA_SOURCE) or "-"
+            self.say(
+                f"  {role:<8} {view.region:<10} active_region={view.active_region} "
+                f"replicate_from={view.replicate_from or '-'} db={view.db_identifier} source={source}"
+            )
+
+    def plan_text(self) -> str:
+        lines = [f"plan ({self.opts.mode}) to make {self.target} active:"]
+        if self.opts.mode == "planned":
+            lines.append(
+                f"  fence: make {self.stack(self.old).db_identifier} read-only, wait for zero lag"
+            )
+        lines += [
+            f"  promote: {self.stack(self.target).db_identifier} in {self.stack(self.target).region}",
+            f"  cache: Global Datastore primary -> {STACK_REGIONS[self.target]}",
+            f"  config: active_region={self.target} in both stacks; replicate_from='' on {self.target}",
+            f"  up: {self.target}, then the DNS owner, then {self.old} (best effort)",
+            f"  DNS: api/db/redis/search move to {self.target}'s endpoints "
+            f"(see python -m failover.dnsplan for the exact records)",
+        ]
+        return "\n".join(lines)
+
+    def _emit_report(self) -> None:
+        assert self.report is not None
+        if self.opts.json:
+            print(json.dumps(self.report.to_json(), indent=2))
+        else:
+            print(self.report.table())
+
+
+def _tty_confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"{question} (type 'yes' to continue): ")
+    return answer.strip() == "yes"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m failover.switch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--active", required=True, choices=["primary", "dr"], help="the region to make active"
+    )
+    parser.add_argument(
+        "--mode", choices=["planned", "unplanned"], default="planned",
+        help="planned: both regions up, fence then switch with zero loss (default); "
+        "unplanned: the current writer's region is down",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-lag", type=float, default=DEFAULT_MAX_LAG, metavar="SECONDS",
+        help="refuse when replica lag exceeds this (default 300: the runbook's decision point); "
+        "a raised value is recorded in the journal",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dry-run", action="store_true", help="run the checks, print the plan, change nothing"
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="do not ask before the irreversible promotion"
+    )
+    parser.add_argument("--approved-by", metavar="NAME", help="who approved this switch (recorded)")
+    parser.add_argument("--json", action="store_true", help="print the final report as JSON")
+    parser.add_argument("--project-dir", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--db-user", default="postgres", help="database user for the SQL checks")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None, bindings: Bindings | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    opts = Options(
+        active=args.active, mode=args.mode, max_lag=args.max_lag, dry_run=args.dry_run, yes=args.yes,
+        approved_by=args.approved_by, json=args.json, project_dir=args.project_dir.resolve(), db_user=args.db_user,
+    )  # fmt: skip
+    if bindings is None:
+        try:
+            bindings = production_bindings(opts)
+        except (PulumiCliMissing, MissingCredentials) as err:
+            print(str(err), file=sys.stderr)
+            return EXIT_ENV
+    return Switch(opts, bindings).run()
+
+
+class MissingCredentials(RuntimeError):
+    pass
+
+
+def production_bindings(opts: Options) -> Bindings:
+    from failover.cloud import AwsCloud
+    from failover.engine import AutomationEngine
+    from failover.probes import HttpHealthProbe, SystemResolver
+
+    engine = AutomationEngine(opts.project_dir)
+    password = os.environ.get("FAILOVER_DB_PASSWORD")
+    if not password:
+        raise MissingCredentials(
+            "FAILOVER_DB_PASSWORD is not set: export the database master password "
+            "(e.g. from your secret manager) so the SQL checks can run"
+        )
+    return Bindings(
+        engine=engine, cloud=AwsCloud(), resolver=SystemResolver(), health=HttpHealthProbe(),
+        db_password=password, confirm=_tty_confirm,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
