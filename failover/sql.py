@@ -139,6 +139,8 @@ def fence(ep: DbEndpoint) -> None:
 def unfence(ep: DbEndpoint) -> None:
     try:
         with connect(ep) as conn:
+            # This session inherits the read-only default it is about to remove.
+            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE")
             conn.execute(
                 sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(
                     sql.Identifier(ep.dbname)

@@ -120,6 +120,7 @@ class Bindings:
     confirm: Callable[[str], bool]
     crash_at: str | None = None
     stream: TextIO = field(default_factory=lambda: sys.stderr)
+    report_stream: TextIO = field(default_factory=lambda: sys.stdout)
 
 
 @dataclass
@@ -477,7 +478,15 @@ class Switch:
                     ),
                 )
 
+        def unfence_new_writer() -> None:
+            # The fence is a database default, stored in the catalog, so it replicated to
+            # the replica too: the promoted writer must have it reset or it refuses writes.
+            self._cloud_phase("promote", lambda: _sql_phase(lambda: sql.unfence(self.endpoint(self.target))))
+            self.say(f"  {target.db_identifier} accepts writes (read-only default reset)")
+
         self._step("promote-database", promote_db)
+        if self.opts.mode == "planned":
+            self._step("unfence-new-writer", unfence_new_writer)
         self._step("failover-cache", failover_cache)
         self._step("search-restore", search)
 
@@ -639,10 +648,15 @@ class Switch:
 
     def _emit_report(self) -> None:
         assert self.report is not None
-        if self.opts.json:
-            print(json.dumps(self.report.to_json(), indent=2))
-        else:
-            print(self.report.table())
+        text = json.dumps(self.report.to_json(), indent=2) if self.opts.json else self.report.table()
+        print(text, file=self.bind.report_stream, flush=True)
+
+
+def _sql_phase(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except sql.SqlError as err:
+        raise CloudError(str(err)) from err
 
 
 def _tty_confirm(question: str) -> bool:
