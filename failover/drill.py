@@ -178,6 +178,7 @@ def _drill(lab: Lab, mode: str, rate: float, duration: float, crash_at: str | No
     load.start()
     warmup = max(1.0, duration / 2)
     expected_lost: int | None = None
+    outage_start: float | None = None
     try:
         if lag_seconds > 0:
             lab.pg.pause_streaming()
@@ -195,18 +196,24 @@ def _drill(lab: Lab, mode: str, rate: float, duration: float, crash_at: str | No
                 file=out,
                 flush=True,
             )
-            replayed = int(lab.pg_by_role["dr"].query_one("SELECT coalesce(max(seq), 0) FROM writes"))
+            outage_start = time.monotonic()
             lab.pg_by_role["primary"].kill()
             lab.redis_by_role["primary"].kill()
             lab.down.add("primary")
+            # Nothing reaches the replica after the kill; let it replay what it received,
+            # then what it lacks is exactly what an unplanned switch must lose.
+            time.sleep(0.5)
+            replayed = int(lab.pg_by_role["dr"].query_one("SELECT coalesce(max(seq), 0) FROM writes"))
             acked_on_old = [
                 a.seq for a in load.acks if a.server == ("127.0.0.1", lab.pg_by_role["primary"].port)
             ]
             expected_lost = len([s for s in acked_on_old if s > replayed])
-        start = time.monotonic()
+        switch_start = time.monotonic()
+        # Clients lose service at the kill in an unplanned drill, at the fence in a planned one.
+        start = outage_start if outage_start is not None else switch_start
         waited_before = lab.timers.waited
         code, reruns, phases = run_switch(lab, mode, max_lag, crash_at, out)
-        switch_seconds = time.monotonic() - start
+        switch_seconds = time.monotonic() - switch_start
         waited = lab.timers.waited - waited_before + phases.get("fence", 0.0)
         time.sleep(max(1.0, duration / 2))
     finally:
