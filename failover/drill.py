@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from components.contract import ROLES, Role
+from components.contract import ROLES
 from failover import stackconfig, switch
 from failover.lab import procs
 from failover.lab.bindings import Lab, LabCloud, LabEngine, LabHealth, LabResolver, start_gateway
@@ -50,7 +50,7 @@ from failover.lab.workload import Measurement, WriteLoad, measure
 
 log = logging.getLogger("failover.drill")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-LAB_PASSWORD = "lab-only-password"  # noqa: S105 (a throwaway lab's password)
+LAB_PASSWORD = "lab-only-password"  # a throwaway lab's password, never a real one
 PROGRAM_FILES = ("Pulumi.yaml", "Pulumi.primary.yaml", "Pulumi.dr.yaml", "__main__.py")
 
 
@@ -88,8 +88,12 @@ def copy_project(dest: Path) -> Path:
 
 
 def build_lab(base: Path, out: io.TextIOBase | Any) -> tuple[Lab, MotoServer]:
-    project = copy_project(base / "project") if (base / "project").mkdir() is None else base
-    say = lambda m: print(m, file=out, flush=True)  # noqa: E731
+    (base / "project").mkdir()
+    project = copy_project(base / "project")
+
+    def say(message: str) -> None:
+        print(message, file=out, flush=True)
+
     say("lab: starting moto (AWS API) ...")
     moto = MotoServer(base / "moto").start()
     say("lab: starting PostgreSQL writer + streaming replica ...")
@@ -203,9 +207,13 @@ def _drill(lab: Lab, mode: str, rate: float, duration: float, crash_at: str | No
             # Nothing reaches the replica after the kill; let it replay what it received,
             # then what it lacks is exactly what an unplanned switch must lose.
             time.sleep(0.5)
-            replayed = int(lab.pg_by_role["dr"].query_one("SELECT coalesce(max(seq), 0) FROM writes"))
+            replayed = int(
+                lab.pg_by_role["dr"].query_one("SELECT coalesce(max(seq), 0) FROM writes")
+            )
             acked_on_old = [
-                a.seq for a in load.acks if a.server == ("127.0.0.1", lab.pg_by_role["primary"].port)
+                a.seq
+                for a in load.acks
+                if a.server == ("127.0.0.1", lab.pg_by_role["primary"].port)
             ]
             expected_lost = len([s for s in acked_on_old if s > replayed])
         switch_start = time.monotonic()
@@ -240,9 +248,12 @@ def _drill(lab: Lab, mode: str, rate: float, duration: float, crash_at: str | No
     elif code != switch.EXIT_REFUSED:
         violations.append(f"the switch exited {code}")
     old_writer = lab.pg_by_role["primary"]
-    if code == switch.EXIT_REFUSED and old_writer.is_running():
-        if old_writer.query_one("SHOW default_transaction_read_only") != "off":
-            violations.append("the switch refused but left the writer read-only")
+    if (
+        code == switch.EXIT_REFUSED
+        and old_writer.is_running()
+        and old_writer.query_one("SHOW default_transaction_read_only") != "off"
+    ):
+        violations.append("the switch refused but left the writer read-only")
     exit_code = 1 if violations else (4 if code == switch.EXIT_REFUSED else 0)
     return DrillResult(
         mode=mode, exit_code=exit_code, switch_exit=code, reruns=reruns, promotions=lab.promotions,

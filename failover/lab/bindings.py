@@ -77,7 +77,7 @@ class Lab:
             region_name="us-east-1",
             endpoint_url=self.moto_url,
             aws_access_key_id="lab",
-            aws_secret_access_key="lab",  # noqa: S106 (moto's dummy credentials)
+            aws_secret_access_key="lab",
         )
 
     def host_port(self, host: str) -> tuple[str, int]:
@@ -93,9 +93,12 @@ class Lab:
             "ResourceRecordSets"
         ]
         for rrset in sets:
-            if rrset["Name"].rstrip(".") == fqdn and rrset["Type"] == "CNAME":
-                if set_id is None or rrset.get("SetIdentifier") == set_id:
-                    return str(rrset["ResourceRecords"][0]["Value"]).rstrip(".")
+            if (
+                rrset["Name"].rstrip(".") == fqdn
+                and rrset["Type"] == "CNAME"
+                and (set_id is None or rrset.get("SetIdentifier") == set_id)
+            ):
+                return str(rrset["ResourceRecords"][0]["Value"]).rstrip(".")
         raise CloudError(f"lab Route53: no CNAME for {fqdn}")
 
 
@@ -126,8 +129,7 @@ class LabCloud:
         if newest == replayed:
             return 0.0
         age = writer.query_one(
-            "SELECT EXTRACT(EPOCH FROM now() - min(written_at)) FROM writes WHERE seq > %s"
-            % int(replayed)
+            f"SELECT EXTRACT(EPOCH FROM now() - min(written_at)) FROM writes WHERE seq > {int(replayed)}"
         )
         return float(age or 0.0)
 
@@ -333,20 +335,20 @@ class LabHealth:
         host, port = self.lab.host_port(target)
         url = f"http://{host}:{port}/{service.removesuffix('-service')}/health"
         try:
-            with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=3) as resp:
                 return resp.status == 200, f"{service} via {api_fqdn} -> {target}: {resp.status}"
         except (urllib.error.URLError, OSError) as err:
             return False, f"{service} via {api_fqdn} -> {target}: {err}"
 
 
 class _HealthHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         known = {f"/{s.removesuffix('-service')}/health" for s in SERVICES}
         self.send_response(200 if self.path in known else 404)
         self.end_headers()
         self.wfile.write(b'{"status":"ok"}')
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

@@ -7,9 +7,11 @@ recorded with the server that acknowledged it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import psycopg
@@ -34,7 +36,7 @@ class WriteLoad:
     user: str
     password: str
     rate: float
-    region_of: dict[tuple[str, int], str]
+    region_of: Mapping[tuple[str, int], str]
     acks: list[Ack] = field(default_factory=list)
     attempted: int = 0
     failed: int = 0
@@ -108,7 +110,7 @@ def measure(
     acked = [a.seq for a in load.acks]
     lost = sorted(set(acked) - present)
     times = [window[0]] + [a.at for a in load.acks if window[0] <= a.at <= window[1]] + [window[1]]
-    gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
+    gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
     first_new = min((a.at for a in load.acks if a.server == new_writer), default=None)
     split = (
         []
