@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from failover import drill  # noqa: E402
+from failover import drill
 
 
 def main() -> int:
