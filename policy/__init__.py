@@ -1,0 +1,1 @@
+"""The llm-marketplace-dr CrossGuard pack (`pulumi preview --policy-pack policy`)."""
