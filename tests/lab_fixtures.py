@@ -22,10 +22,12 @@ from failover.lab.redisproc import RedisPair
 
 class ProcessLeakCheck:
     def __init__(self) -> None:
-        self._before = {id(p) for p in procs.REGISTRY.running()}
+        # Strong references keep these ids from being reused by processes started later.
+        self._before = procs.REGISTRY.running()
 
     def leaked(self) -> list[procs.ManagedProcess]:
-        return [p for p in procs.REGISTRY.running() if id(p) not in self._before]
+        before = {id(p) for p in self._before}
+        return [p for p in procs.REGISTRY.running() if id(p) not in before]
 
 
 @pytest.fixture(name="lab_processes")

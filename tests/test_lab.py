@@ -235,5 +235,8 @@ def test_labs_leave_no_process_behind(tmp_path: Path, lab_password: str) -> None
         ]
         assert len(pids) > 5
         assert all(procs.pid_alive(pid) for pid in pids)
+        data_root = pg.data_root
 
     assert [pid for pid in pids if procs.pid_alive(pid)] == []
+    if pg.run_as is not None:
+        assert not data_root.exists(), "the private data dir made for the postgres user stays"

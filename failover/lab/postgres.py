@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -154,7 +155,7 @@ class PgServer:
     dbname: str = "llm_marketplace"
     run_as: RunAs | None = None
     host: str = "127.0.0.1"
-    _proc: ManagedProcess | None = field(default=None, repr=False)
+    _proc: ManagedProcess | None = field(default=None, init=False, repr=False)
 
     def dsn(
         self, dbname: str | None = None, user: str | None = None, password: str | None = None
@@ -262,7 +263,13 @@ def lab_env(home: Path, pgpass: Path | None = None) -> dict[str, str]:
 
 
 class PgPair:
-    """A writer and a streaming replica, built from scratch under `base_dir`."""
+    """A writer and a streaming replica, built from scratch; logs go to `base_dir`.
+
+    Data dirs live in `base_dir` too, except as root: the unprivileged server then gets a
+    private dir under the system temp dir instead, because a path like pytest's tmp_path sits
+    under a 0700 root-owned dir whose mode pytest resets whenever any session starts, which
+    would lock a running server out of its own files. `stop()` removes that private dir.
+    """
 
     def __init__(
         self,
@@ -275,7 +282,8 @@ class PgPair:
     ) -> None:
         self.base_dir = base_dir
         self.run_as = procs.unprivileged_user()
-        self._pgpass = base_dir / ".pgpass"
+        self.data_root = base_dir
+        self._private_root: Path | None = None
         self._tools_log = base_dir / "tools.log"
         self._password = password
         self._saved_conninfo: dict[str, str] = {}
@@ -311,7 +319,7 @@ class PgPair:
 
     def start(self) -> PgPair:
         try:
-            self._prepare_base_dir()
+            self._prepare_dirs()
             self._initdb(self.writer)
             self.writer.start()
             self._seed(self.writer)
@@ -324,6 +332,7 @@ class PgPair:
         return self
 
     def stop(self) -> None:
+        """Stop both servers; then drop the private data dir, if one was made."""
         errors: list[LabError] = []
         for server in self.servers:
             try:
@@ -332,20 +341,32 @@ class PgPair:
                 errors.append(exc)
         if errors:
             raise LabError(f"could not stop every server: {errors}")
+        if self._private_root is not None:
+            shutil.rmtree(self._private_root, ignore_errors=True)
+            self._private_root = None
 
-    def _prepare_base_dir(self) -> None:
+    @property
+    def _pgpass(self) -> Path:
+        return self.data_root / ".pgpass"
+
+    def _prepare_dirs(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        procs.make_traversable(self.base_dir, self.run_as)
-        procs.chown_tree(self.base_dir, self.run_as)
+        if self.run_as is not None:
+            self._private_root = Path(tempfile.mkdtemp(prefix="failover-lab-pg-"))
+            procs.chown_tree(self._private_root, self.run_as)
+            self.data_root = self._private_root
+            log.info("postgres data for %s lives in %s", self.base_dir, self.data_root)
+        for server in self.servers:
+            server.data_dir = self.data_root / server.name
         user = _pgpass_escape(self.writer.superuser)
         line = f"127.0.0.1:*:*:{user}:{_pgpass_escape(self._password)}\n"
         _write_private(self._pgpass, line, self.run_as)
 
     def _tool_env(self) -> dict[str, str]:
-        return lab_env(self.base_dir, self._pgpass)
+        return lab_env(self.data_root, self._pgpass)
 
     def _initdb(self, server: PgServer) -> None:
-        pwfile = self.base_dir / f".{server.name}.pw"
+        pwfile = self.data_root / f".{server.name}.pw"
         _write_private(pwfile, server.password + "\n", self.run_as)
         try:
             procs.run(

@@ -15,7 +15,6 @@ import os
 import pwd
 import signal
 import socket
-import stat
 import subprocess
 import threading
 import time
@@ -67,27 +66,6 @@ def chown_tree(path: Path, run_as: RunAs | None) -> None:
     for root, dirs, files in os.walk(path):
         for entry in (*dirs, *files):
             os.chown(os.path.join(root, entry), run_as.uid, run_as.gid, follow_symlinks=False)
-
-
-def make_traversable(path: Path, run_as: RunAs | None) -> None:
-    """Grant search (x, never read) on ancestors the unprivileged user cannot pass through.
-
-    pytest's tmp dirs are 0700 root-owned; without this the postgres user cannot reach its
-    data dir. pytest resets the permission of its own root dir on the next session.
-    """
-    if run_as is None:
-        return
-    for ancestor in reversed(path.resolve().parents):
-        st = ancestor.stat()
-        if st.st_uid == run_as.uid:
-            needed = stat.S_IXUSR
-        elif st.st_gid == run_as.gid:
-            needed = stat.S_IXGRP
-        else:
-            needed = stat.S_IXOTH
-        if not st.st_mode & needed:
-            log.info("granting search permission on %s to %s", ancestor, run_as.name)
-            os.chmod(ancestor, stat.S_IMODE(st.st_mode) | needed)
 
 
 _handed_out_ports: set[int] = set()
@@ -218,7 +196,7 @@ class ManagedProcess:
     popen: subprocess.Popen[bytes]
     stop_signal: signal.Signals = signal.SIGTERM
     _start: int = field(init=False, repr=False)
-    _gone: bool = field(default=False, repr=False)
+    _gone: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Not reaped yet, so /proc/<pid> exists even if the child already exited.

@@ -41,8 +41,8 @@ class RedisServer:
     work_dir: Path
     password: str = field(repr=False)
     host: str = "127.0.0.1"
-    _proc: ManagedProcess | None = field(default=None, repr=False)
-    _client: redis.Redis | None = field(default=None, repr=False)
+    _proc: ManagedProcess | None = field(default=None, init=False, repr=False)
+    _client: redis.Redis | None = field(default=None, init=False, repr=False)
 
     @property
     def pid(self) -> int | None:
