@@ -334,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(item.split("=", 1) for item in args.set)
     project_dir = args.project_dir.resolve()
     # The other checkout's `components` package must win over this one's.
+    # contract.py included: a PR that changes DNS_TTL must be evaluated with each side's own.
     for name in [m for m in sys.modules if m == "components" or m.startswith("components.")]:
-        if name != "components.contract":
-            del sys.modules[name]
+        del sys.modules[name]
     sys.path.insert(0, str(project_dir))
     try:
         evaluation = evaluate(project_dir, args.stack, overrides)
