@@ -31,6 +31,8 @@ class DatabaseArgs:
     # ARN of the other region's writer when this database is a read replica, else None.
     replicate_source_arn: pulumi.Input[str] | None
     provider: aws.Provider
+    # Bumped to build a new instance beside the old one (failback rebuilds the old primary).
+    generation: int = 1
 
 
 class Database(pulumi.ComponentResource):
@@ -78,8 +80,13 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         is_replica = args.replicate_source_arn is not None
+        # A new generation is a new resource, never an in-place conversion. The old one is
+        # protected, and retained in AWS if it is ever removed from the program.
+        instance_name = (
+            f"{name}-instance" if args.generation == 1 else f"{name}-instance-g{args.generation}"
+        )
         self.instance = aws.rds.Instance(
-            f"{name}-instance",
+            instance_name,
             identifier=args.identifier,
             engine="postgres",
             engine_version=args.engine_version,
@@ -109,6 +116,7 @@ class Database(pulumi.ComponentResource):
                 child,
                 pulumi.ResourceOptions(
                     protect=True,
+                    retain_on_delete=True,
                     # Both force a replacement in the provider. A promoted replica inherited
                     # them from its source, so declaring them on the new writer must never
                     # replace the only database that has the data.

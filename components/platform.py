@@ -100,6 +100,7 @@ class RegionalPlatform(pulumi.ComponentResource):
                 password=s.db_password,
                 replicate_source_arn=replica_source,
                 provider=provider,
+                generation=s.db_generation,
             ),
             child,
         )

@@ -193,6 +193,16 @@ def validate(
             " (the regions' VPCs must be routable to each other)",
         )
 
+    db_generation = geti(ConfigKey.DB_GENERATION, 1)
+    if role == "primary" and replicate_from is not None and db_generation == 1:
+        raise ConfigError(
+            ConfigKey.REPLICATE_FROM,
+            replicate_raw,
+            f"empty while {ConfigKey.DB_GENERATION}=1: the primary's first database was created as "
+            f"the writer and is never converted in place; set {ConfigKey.DB_GENERATION}=2 to build a "
+            "new replica beside it",
+        )
+
     dns_owner = _role(ConfigKey.DNS_OWNER, get(ConfigKey.DNS_OWNER) or "dr")
     hosted_zone_id = get(ConfigKey.HOSTED_ZONE_ID) or None
     if role == dns_owner and hosted_zone_id is None:
@@ -221,7 +231,7 @@ def validate(
         db_allocated_storage=geti(ConfigKey.DB_ALLOCATED_STORAGE, 100, 20),
         db_engine_version=get(ConfigKey.DB_ENGINE_VERSION) or "15",
         db_backup_retention_days=geti(ConfigKey.DB_BACKUP_RETENTION_DAYS, 7, 7),
-        db_generation=geti(ConfigKey.DB_GENERATION, 1),
+        db_generation=db_generation,
         snapshot_replication=_bool(
             ConfigKey.SNAPSHOT_REPLICATION, get(ConfigKey.SNAPSHOT_REPLICATION), default=True
         ),

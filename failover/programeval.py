@@ -47,6 +47,7 @@ class DeclaredResource:
     provider: str
     custom: bool
     protect: bool
+    retain_on_delete: bool
     ignore_changes: tuple[str, ...]
     inputs: dict[str, Any]
     secret_inputs: tuple[str, ...]
@@ -216,6 +217,7 @@ def _run(
                     provider=request.provider.split("::")[-2] if request.provider else "",
                     custom=bool(request.custom),
                     protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=tuple(request.ignoreChanges),
                     inputs=inputs,
                     secret_inputs=tuple(secrets),

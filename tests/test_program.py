@@ -274,3 +274,19 @@ def test_flip_on_dr_moves_dns_promotes_its_database_and_nothing_else(evaluated: 
         for k in cm_before.inputs["data"]
         if cm_before.inputs["data"][k] != cm_after.inputs["data"][k]
     } == {"READ_ONLY"}
+
+
+def test_failback_rebuild_is_a_new_instance_and_the_old_writer_is_kept(
+    evaluated: Evaluator,
+) -> None:
+    after_failover = evaluated("primary", state_config("primary", "dr"))
+    rebuilt = evaluated(
+        "primary", {**state_config("primary", "dr"), "replicate_from": "dr", "db_generation": "2"}
+    )
+    old, new = database(after_failover), database(rebuilt)
+    assert old.urn != new.urn and old.urn not in rebuilt.resources
+    assert new.inputs["identifier"] == "llm-marketplace-primary-db-g2"
+    assert new.inputs["replicateSourceDb"] == peer_placeholder("dr", Output.DB_ARN)
+    # Removing the old writer from the program never deletes it: protected and retained.
+    assert old.protect and old.retain_on_delete
+    assert new.inputs["kmsKeyId"] == old.inputs["kmsKeyId"] == "<primary-database-kms.arn>"

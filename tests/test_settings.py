@@ -47,6 +47,11 @@ from tests.conftest import CANARY_PASSWORD, PROJECT_DIR, Evaluator
             "config db_backup_retention_days=1 is not allowed: an integer >= 7",
         ),
         (
+            "primary",
+            {"replicate_from": "dr"},
+            "config replicate_from='dr' is not allowed: empty while db_generation=1",
+        ),
+        (
             "dr",
             {"hosted_zone_id": ""},
             "config hosted_zone_id=None is not allowed: the Route53 hosted zone id",
