@@ -84,48 +84,49 @@ class Workloads(pulumi.ComponentResource):
         self.deployments = {}
         for service in SERVICES:
             labels = {"app": service, "tier": "api"}
+            spec: Any = {
+                "replicas": replicas,
+                "selector": {"match_labels": {"app": service}},
+                "template": {
+                    # The annotation rolls the pods when the region changes role, so a
+                    # flip is picked up without a manual `rollout restart`.
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {"llm-marketplace/read-only": read_only},
+                    },
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": service,
+                                "image": f"{args.image_registry}/{service}:{args.image_tag}",
+                                "ports": [{"container_port": APP_PORT}],
+                                "env_from": [{"config_map_ref": {"name": "app-config"}}],
+                                "env": [
+                                    {
+                                        "name": "DB_PASSWORD",
+                                        "value_from": {
+                                            "secret_key_ref": {
+                                                "name": "db-credentials",
+                                                "key": "password",
+                                            }
+                                        },
+                                    }
+                                ],
+                                "liveness_probe": _probe(30),
+                                "readiness_probe": _probe(5),
+                                "resources": {
+                                    "requests": {"cpu": "250m", "memory": "512Mi"},
+                                    "limits": {"memory": "1Gi"},
+                                },
+                            }
+                        ]
+                    },
+                },
+            }
             self.deployments[service] = k8s.apps.v1.Deployment(
                 f"{name}-{service}",
                 metadata={"name": service, "namespace": APP_NAMESPACE, "labels": labels},
-                spec={
-                    "replicas": replicas,
-                    "selector": {"match_labels": {"app": service}},
-                    "template": {
-                        # The annotation rolls the pods when the region changes role, so a
-                        # flip is picked up without a manual `rollout restart`.
-                        "metadata": {
-                            "labels": labels,
-                            "annotations": {"llm-marketplace/read-only": read_only},
-                        },
-                        "spec": {
-                            "containers": [
-                                {
-                                    "name": service,
-                                    "image": f"{args.image_registry}/{service}:{args.image_tag}",
-                                    "ports": [{"container_port": APP_PORT}],
-                                    "env_from": [{"config_map_ref": {"name": "app-config"}}],
-                                    "env": [
-                                        {
-                                            "name": "DB_PASSWORD",
-                                            "value_from": {
-                                                "secret_key_ref": {
-                                                    "name": "db-credentials",
-                                                    "key": "password",
-                                                }
-                                            },
-                                        }
-                                    ],
-                                    "liveness_probe": _probe(30),
-                                    "readiness_probe": _probe(5),
-                                    "resources": {
-                                        "requests": {"cpu": "250m", "memory": "512Mi"},
-                                        "limits": {"memory": "1Gi"},
-                                    },
-                                }
-                            ]
-                        },
-                    },
-                },
+                spec=spec,
                 opts=pulumi.ResourceOptions.merge(
                     in_ns, pulumi.ResourceOptions(depends_on=[config, credentials])
                 ),
