@@ -99,7 +99,9 @@ class Search(pulumi.ComponentResource):
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-snapshots-encryption",
             bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}}],
+            # SSE-S3, not SSE-KMS: S3 replicates KMS-encrypted objects only with a replica key
+            # in the destination region, which the primary stack cannot name before dr exists.
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
             opts=child,
         )
         aws.s3.BucketPublicAccessBlock(

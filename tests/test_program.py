@@ -290,3 +290,26 @@ def test_failback_rebuild_is_a_new_instance_and_the_old_writer_is_kept(
     # Removing the old writer from the program never deletes it: protected and retained.
     assert old.protect and old.retain_on_delete
     assert new.inputs["kmsKeyId"] == old.inputs["kmsKeyId"] == "<primary-database-kms.arn>"
+
+
+@pytest.mark.parametrize("active", ["primary", "dr"])
+def test_search_snapshots_replicate_from_primary_into_the_dr_bucket(
+    evaluated: Evaluator, active: str
+) -> None:
+    primary, dr = ev(evaluated, "primary", active), ev(evaluated, "dr", active)
+    (rule_set,) = primary.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (rule,) = rule_set.inputs["rules"]
+    assert rule["status"] == "Enabled"
+    assert (
+        rule["destination"]["bucket"]
+        == "arn:aws:s3:::llm-marketplace-search-snapshots-us-west-2-organization"
+    )
+    assert dr.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig") == []
+    for e in (primary, dr):
+        (enc,) = e.of_type(
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+        )
+        # Replication of SSE-KMS objects would need a replica key rule this program does not declare.
+        assert (
+            enc.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+        )
