@@ -362,7 +362,11 @@ class Switch:
                     "old primary rebuilt as a new replica first; see docs/runbook.md)"
                 )
             source = db.replica_source or ""
-            if old.db_identifier not in source and source != old.outputs.get(Output.DB_ARN):
+            # Same region: the identifier; cross-region: the ARN, which ends in ":db:<id>".
+            # A substring test would take "<id>-g2" (another database) for "<id>".
+            if source not in (old.db_identifier, old.outputs.get(Output.DB_ARN)) and not (
+                source.startswith("arn:") and source.endswith(f":db:{old.db_identifier}")
+            ):
                 raise Refused(
                     f"{target.db_identifier} replicates from {source}, not from {old.db_identifier}"
                 )
@@ -427,13 +431,19 @@ class Switch:
             self.say(f"  writer fenced (read-only) at WAL {lsn}; waiting for the replica")
             try:
                 waited = sql.wait_replayed(replica, lsn, self.opts.fence_timeout)
+                # Writes went on until the fence: count now, not at preflight, or a planned
+                # switch under load reports rows "missing" that were never lost.
+                counts = sql.row_counts(writer)
             except sql.SqlError as err:
                 self._sql(lambda: sql.unfence(writer))
                 raise PhaseFailed(
                     "fence", f"{err}; the writer was unfenced, nothing else changed"
                 ) from err
             self.say(f"  replica replayed {lsn} after {waited:.2f}s: zero data loss")
-            return {"fence_lsn": lsn}
+            assert self.report is not None
+            self.report.counts_before = dict(counts)
+            self.say(f"  row counts at the fence: {counts}")
+            return {"fence_lsn": lsn, "counts_before": counts}
 
         self._step("fence", do_fence)
 
@@ -481,7 +491,9 @@ class Switch:
         def unfence_new_writer() -> None:
             # The fence is a database default, stored in the catalog, so it replicated to
             # the replica too: the promoted writer must have it reset or it refuses writes.
-            self._cloud_phase("promote", lambda: _sql_phase(lambda: sql.unfence(self.endpoint(self.target))))
+            self._cloud_phase(
+                "promote", lambda: _sql_phase(lambda: sql.unfence(self.endpoint(self.target)))
+            )
             self.say(f"  {target.db_identifier} accepts writes (read-only default reset)")
 
         self._step("promote-database", promote_db)
@@ -519,6 +531,10 @@ class Switch:
         except EngineError as err:
             raise PhaseFailed("flip", f"stack {role}: {err}") from err
         self.say(f"  stack {role}: {result.summary} {result.changes}")
+        # Any successful `up` of this stack (e.g. as the target of a failback) closes an `up`
+        # an earlier run left pending, not only the old-side step that recorded it.
+        if any(p["action"] == f"up-{role}" for p in self.journal.pending()):
+            self.journal.write("pending-done", action=f"up-{role}")
 
     def _old_side(self) -> None:
         try:
@@ -530,8 +546,6 @@ class Switch:
                 f"  {err}: recorded as pending (its region may be down); rerun when it is back"
             )
             self.journal.write("pending", run_id=self.state.run_id, action=action, error=str(err))
-            return
-        self.journal.write("pending-done", action=f"up-{self.old}")
 
     def validate(self) -> None:
         assert self.report is not None and self.state is not None and self.topology is not None
@@ -648,7 +662,9 @@ class Switch:
 
     def _emit_report(self) -> None:
         assert self.report is not None
-        text = json.dumps(self.report.to_json(), indent=2) if self.opts.json else self.report.table()
+        text = (
+            json.dumps(self.report.to_json(), indent=2) if self.opts.json else self.report.table()
+        )
         print(text, file=self.bind.report_stream, flush=True)
 
 
