@@ -8,6 +8,7 @@ Every action is idempotent: asking to promote an already-promoted database is a 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ import boto3
 import botocore.exceptions
 
 from components.contract import STACK_REGIONS, Role
+from failover.search import SearchClient, SearchError, restore_latest
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +66,41 @@ class Cloud(Protocol):
 
     def search_needs_restore(self, role: Role, endpoint: str) -> bool: ...
 
-    def restore_search(self, role: Role, endpoint: str, timeout: float) -> None: ...
+    def restore_search(
+        self, role: Role, endpoint: str, bucket: str, role_arn: str, timeout: float
+    ) -> None: ...
 
 
-def _explain(err: botocore.exceptions.ClientError, action: str) -> CloudError:
-    code = err.response.get("Error", {}).get("Code", "")
-    message = err.response.get("Error", {}).get("Message", "")
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation"):
-        return PermissionDenied(f"permission missing: {action} ({message})")
+_DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+
+
+def _error_of(err: botocore.exceptions.ClientError) -> tuple[str, str]:
+    """The error's code and its message on one line.
+
+    When botocore cannot parse an error body in the protocol it expects (an XML error for a
+    CBOR client, say), the code is the bare HTTP status and the message the raw body; the
+    code and message are then read from the body.
+    """
+    error = err.response.get("Error", {})
+    code, message = str(error.get("Code", "")), str(error.get("Message", ""))
+    if code.isdigit():
+        inner_code = re.search(r"<Code>([^<]+)</Code>", message)
+        inner_message = re.search(r"<Message>([^<]*)</Message>", message)
+        code = inner_code.group(1) if inner_code else code
+        message = inner_message.group(1) if inner_message else message
+    return code, " ".join(message.split())
+
+
+def _explain(err: botocore.exceptions.ClientError, action: str, resource: str) -> CloudError:
+    """One line: the IAM action (and what it was asked on) when access was denied."""
+    code, message = _error_of(err)
+    if code in _DENIED:
+        return PermissionDenied(f"permission missing: {action} on {resource} ({message})")
     return CloudError(f"{action} failed: {code}: {message}")
+
+
+def _on(resource: str, role: Role) -> str:
+    return f"{resource} in {STACK_REGIONS[role]}"
 
 
 class AwsCloud:
@@ -95,7 +123,7 @@ class AwsCloud:
         except botocore.exceptions.ClientError as err:
             if err.response.get("Error", {}).get("Code") == "DBInstanceNotFound":
                 return None
-            raise _explain(err, "rds:DescribeDBInstances") from err
+            raise _explain(err, "rds:DescribeDBInstances", _on(identifier, role)) from err
         except botocore.exceptions.EndpointConnectionError as err:
             raise CloudError(f"RDS in {STACK_REGIONS[role]} is unreachable: {err}") from err
         inst = found["DBInstances"][0]
@@ -119,7 +147,9 @@ class AwsCloud:
                 Statistics=["Maximum"],
             )
         except botocore.exceptions.ClientError as err:
-            raise _explain(err, "cloudwatch:GetMetricStatistics") from err
+            raise _explain(
+                err, "cloudwatch:GetMetricStatistics", f"ReplicaLag of {_on(identifier, role)}"
+            ) from err
         points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
         return float(points[-1]["Maximum"]) if points else None
 
@@ -135,7 +165,7 @@ class AwsCloud:
             # RDS needs backups on to promote; keep the runbook's 7 days.
             rds.promote_read_replica(DBInstanceIdentifier=identifier, BackupRetentionPeriod=7)
         except botocore.exceptions.ClientError as err:
-            raise _explain(err, "rds:PromoteReadReplica") from err
+            raise _explain(err, "rds:PromoteReadReplica", _on(identifier, role)) from err
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.describe_database(role, identifier)
@@ -154,7 +184,9 @@ class AwsCloud:
         except botocore.exceptions.ClientError as err:
             if err.response.get("Error", {}).get("Code") == "GlobalReplicationGroupNotFoundFault":
                 return None
-            raise _explain(err, "elasticache:DescribeGlobalReplicationGroups") from err
+            raise _explain(
+                err, "elasticache:DescribeGlobalReplicationGroups", _on(global_id, "dr")
+            ) from err
         group = found["GlobalReplicationGroups"][0]
         members = {m["ReplicationGroupRegion"]: m["Role"] for m in group.get("Members", [])}
         primary = next((r for r, role in members.items() if role == "PRIMARY"), None)
@@ -175,7 +207,9 @@ class AwsCloud:
                 PrimaryReplicationGroupId=group_id,
             )
         except botocore.exceptions.ClientError as err:
-            raise _explain(err, "elasticache:FailoverGlobalReplicationGroup") from err
+            raise _explain(
+                err, "elasticache:FailoverGlobalReplicationGroup", _on(global_id, to_role)
+            ) from err
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.describe_cache(global_id)
@@ -186,15 +220,25 @@ class AwsCloud:
             f"global datastore {global_id} did not fail over to {region} within {timeout:.0f}s"
         )
 
-    def search_needs_restore(self, role: Role, endpoint: str) -> bool:
-        # The domain sits in a private VPC; the index check needs network access to it,
-        # which an operator's machine has through the bastion. Reported, not guessed.
-        log.info(
-            "OpenSearch %s: checking indices needs in-VPC access; see docs/runbook.md", endpoint
-        )
-        return False
+    def _search(self, role: Role, endpoint: str) -> SearchClient:
+        credentials = self.session.get_credentials()
+        url = endpoint if "://" in endpoint else f"https://{endpoint}"
+        return SearchClient(url, STACK_REGIONS[role], credentials)
 
-    def restore_search(self, role: Role, endpoint: str, timeout: float) -> None:
-        raise CloudError(
-            "OpenSearch snapshot restore runs in-VPC: follow docs/runbook.md 'search restore'"
-        )
+    def search_needs_restore(self, role: Role, endpoint: str) -> bool:
+        """True when the domain has no user index: runbook Phase 2 must restore."""
+        try:
+            return not self._search(role, endpoint).user_indices()
+        except SearchError as err:
+            raise CloudError(f"OpenSearch {endpoint}: {err}") from err
+
+    def restore_search(
+        self, role: Role, endpoint: str, bucket: str, role_arn: str, timeout: float
+    ) -> None:
+        try:
+            snapshot = restore_latest(
+                self._search(role, endpoint), bucket, role_arn, timeout, self.poll
+            )
+        except SearchError as err:
+            raise CloudError(f"OpenSearch restore on {endpoint}: {err}") from err
+        log.info("restored snapshot %s on %s", snapshot, endpoint)

@@ -92,6 +92,7 @@ class RunState:
     target: str
     mode: str
     done: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
     finished: bool = False
     data: dict[str, Any] = field(default_factory=dict)
 
@@ -126,6 +127,8 @@ class Journal:
                 state.data.update(rec.get("data", {}))
             elif state is None or rec.get("run_id") != state.run_id:
                 continue
+            elif rec["event"] == "step-start":
+                state.started.add(rec["step"])
             elif rec["event"] == "step-done":
                 state.done.add(rec["step"])
                 state.data.update(rec.get("data", {}))

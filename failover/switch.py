@@ -27,6 +27,10 @@ time. Exit codes:
   6 a phase failed (the journal says which; run again to resume)
   7 validation failed (the switch happened; see which check)
   8 another switch is running (the lock names its holder)
+
+With the target already active, the command retries what an earlier run left pending (the
+old side's `up`). `--abandon` ends an unfinished run that has not promoted: it unfences the
+old writer. Raising --max-lag needs --approved-by; both are journaled.
 """
 
 from __future__ import annotations
@@ -106,6 +110,7 @@ class Options:
     db_user: str = "postgres"
     promote_timeout: float = 1800.0
     fence_timeout: float = 120.0
+    abandon: bool = False
 
 
 @dataclass
@@ -261,15 +266,17 @@ class Switch:
             self.say(f"refused: cannot read the stacks: {err}")
             return EXIT_REFUSED
         self.show_topology("before")
+        if opts.abandon:
+            return self._abandon(unfinished)
         if unfinished is None and self.topology.agreed_active == opts.active:
-            self.say(f"{opts.active} is already the active region: nothing to do")
-            return EXIT_OK
+            return self._retry_pending()
         resuming = unfinished is not None
         self.state = unfinished or RunState(Journal.new_run_id(), opts.active, opts.mode)
         if resuming:
             opts.mode = self.state.mode
             self.say(
-                f"resuming run {self.state.run_id} ({', '.join(sorted(self.state.done)) or 'nothing'} done)"
+                f"resuming run {self.state.run_id} in its {self.state.mode} mode "
+                f"({', '.join(sorted(self.state.done)) or 'nothing'} done)"
             )
         self.report = Report(self.state.run_id, opts.active, opts.mode, opts.approved_by)
         try:
@@ -296,6 +303,7 @@ class Switch:
                     "override", run_id=self.state.run_id, what="max_lag", value=opts.max_lag,
                     approved_by=opts.approved_by,
                 )  # fmt: skip
+            self._confirm()
             if opts.mode == "planned":
                 self._phase("fence", self.fence)
             self._phase("promote", self.promote)
@@ -332,6 +340,102 @@ class Switch:
         self._phase("report", self._emit_report)
         return EXIT_OK
 
+    def _retry_pending(self) -> int:
+        """Nothing to switch; retry what an earlier switch left pending (an old side's up)."""
+        pending = self.journal.pending()
+        if not pending:
+            self.say(f"{self.target} is already the active region: nothing to do")
+            return EXIT_OK
+        self.say(f"{self.target} is already the active region; an earlier switch left work pending")
+        code = EXIT_OK
+        for item in pending:
+            action = str(item["action"])
+            self.say(f"retrying pending {action} (left by run {item.get('run_id')})")
+            try:
+                if action == "search-restore":
+                    self._restore_search_if_needed()
+                elif action in ("up-primary", "up-dr"):
+                    self._refresh_and_up("primary" if action == "up-primary" else "dr")
+            except PhaseFailed as err:
+                self.say(f"  still pending: {err}")
+                code = EXIT_FAILED
+        return code
+
+    def _abandon(self, unfinished: RunState | None) -> int:
+        if unfinished is None:
+            self.say("refused: there is no unfinished run to abandon")
+            return EXIT_REFUSED
+        self.state = unfinished
+        self.target = "dr" if unfinished.target == "dr" else "primary"
+        self.old = other_role(self.target)
+        if self._done("promote-database"):
+            self.say(
+                f"refused: run {unfinished.run_id} already promoted the {self.target} database; "
+                "it cannot be abandoned: finish it with the same switch command"
+            )
+            return EXIT_REFUSED
+        target = self.stack(self.target)
+        try:
+            db = self.bind.cloud.describe_database(self.target, target.db_identifier)
+        except CloudError as err:
+            self.say(f"refused: cannot tell whether {target.db_identifier} was promoted: {err}")
+            return EXIT_REFUSED
+        if db is not None and not db.is_replica:
+            self.say(
+                f"refused: {target.db_identifier} is already a writer (a promotion finished after "
+                "the run stopped): finish the run with the same switch command"
+            )
+            return EXIT_REFUSED
+        if self._done("fence"):
+            try:
+                sql.unfence(self.endpoint(self.old))
+            except sql.SqlError as err:
+                self.say(f"FAILED: could not unfence {self.stack(self.old).db_identifier}: {err}")
+                return EXIT_FAILED
+            self.say(f"{self.stack(self.old).db_identifier} takes writes again (unfenced)")
+        self.journal.write("run-end", run_id=unfinished.run_id, outcome="abandoned")
+        self.say(f"run {unfinished.run_id} abandoned; nothing was promoted")
+        return EXIT_OK
+
+    def _restore_search_if_needed(self) -> None:
+        target = self.stack(self.target)
+        endpoint = str(target.outputs.get(Output.SEARCH_ENDPOINT, ""))
+        if not self._cloud_phase(
+            "promote", lambda: self.bind.cloud.search_needs_restore(self.target, endpoint)
+        ):
+            return
+        bucket = str(target.outputs.get(Output.SNAPSHOT_BUCKET, ""))
+        role_arn = str(target.outputs.get(Output.SNAPSHOT_ROLE_ARN, ""))
+        self.say(f"  {endpoint} has no indices: restoring the latest snapshot from {bucket} ...")
+        self._cloud_phase(
+            "promote",
+            lambda: self.bind.cloud.restore_search(
+                self.target, endpoint, bucket, role_arn, self.opts.promote_timeout
+            ),
+        )
+        self.journal.write("pending-done", action="search-restore")
+
+    def _check_topology(self) -> None:
+        """The policy pack's two-stack checks (policy/dr_policies.py), before any change."""
+        from policy.dr_policies import blocking, topology_violations
+
+        assert self.topology is not None
+        states = {
+            role: {
+                "role": role,
+                "active_region": view.active_region,
+                "replicate_from": view.replicate_from,
+            }
+            for role, view in self.topology.stacks.items()
+        }
+        found = topology_violations(states["primary"], states["dr"], switch_to=self.target)
+        for violation in found:
+            if violation.severity != "block":
+                self.say(f"  warning: {violation.message}")
+        blocked = blocking(found)
+        if blocked:
+            raise Refused("; ".join(v.message for v in blocked))
+
     # -- phases -------------------------------------------------------------------------
     def stack(self, role: Role) -> topo.StackView:
         assert self.topology is not None
@@ -348,12 +452,17 @@ class Switch:
                 raise Refused(
                     f"stack {view.role} has no {Output.DB_IDENTIFIER} output: was it deployed?"
                 )
-        promoted_already = self._done("promote-database")
+        if not self._done("write-config"):
+            self._check_topology()
         db = self._cloud(
             lambda: self.bind.cloud.describe_database(self.target, target.db_identifier)
         )
         if db is None:
             raise Refused(f"database {target.db_identifier} does not exist in {target.region}")
+        # A promotion this run started may have finished after the switch gave up waiting.
+        promoted_already = self._done("promote-database") or (
+            "promote-database" in self.state.started and not db.is_replica
+        )
         if not promoted_already:
             if not db.is_replica:
                 raise Refused(
@@ -427,15 +536,22 @@ class Switch:
 
         def do_fence() -> dict[str, Any]:
             self._sql(lambda: sql.fence(writer))
-            lsn = self._sql(lambda: sql.current_lsn(writer))
-            self.say(f"  writer fenced (read-only) at WAL {lsn}; waiting for the replica")
             try:
+                lsn = sql.current_lsn(writer)
+                self.say(f"  writer fenced (read-only) at WAL {lsn}; waiting for the replica")
                 waited = sql.wait_replayed(replica, lsn, self.opts.fence_timeout)
                 # Writes went on until the fence: count now, not at preflight, or a planned
                 # switch under load reports rows "missing" that were never lost.
                 counts = sql.row_counts(writer)
             except sql.SqlError as err:
-                self._sql(lambda: sql.unfence(writer))
+                try:
+                    sql.unfence(writer)
+                except sql.SqlError as unfence_err:
+                    raise PhaseFailed(
+                        "fence",
+                        f"{err}; unfencing failed too ({unfence_err}): the writer is STILL "
+                        "READ-ONLY; run with --abandon to retry the unfence",
+                    ) from err
                 raise PhaseFailed(
                     "fence", f"{err}; the writer was unfenced, nothing else changed"
                 ) from err
@@ -447,15 +563,25 @@ class Switch:
 
         self._step("fence", do_fence)
 
+    def _confirm(self) -> None:
+        """Ask before the first change: the fence stops writes, the promotion is final."""
+        if self.opts.yes or self._done("promote-database") or self._done("fence"):
+            return
+        target = self.stack(self.target)
+        fence = (
+            f"stop writes on {self.stack(self.old).db_identifier}, then "
+            if self.opts.mode == "planned"
+            else ""
+        )
+        question = (
+            f"{fence}promote {target.db_identifier} in {target.region} to be the writer? "
+            "THIS CANNOT BE UNDONE"
+        )
+        if not self.bind.confirm(question[0].upper() + question[1:]):
+            raise Aborted("the operator declined the promotion")
+
     def promote(self) -> None:
         target = self.stack(self.target)
-        if not self._done("promote-database"):
-            question = (
-                f"Promote {target.db_identifier} in {target.region} to be the writer? "
-                "THIS CANNOT BE UNDONE"
-            )
-            if not self.opts.yes and not self.bind.confirm(question):
-                raise Aborted("the operator declined the promotion")
 
         def promote_db() -> None:
             self.say(f"  promoting {target.db_identifier} ...")
@@ -478,14 +604,14 @@ class Switch:
             )
 
         def search() -> None:
-            endpoint = str(target.outputs.get(Output.SEARCH_ENDPOINT, ""))
-            if self._cloud(lambda: self.bind.cloud.search_needs_restore(self.target, endpoint)):
-                self.say("  restoring the latest OpenSearch snapshot ...")
-                self._cloud_phase(
-                    "promote",
-                    lambda: self.bind.cloud.restore_search(
-                        self.target, endpoint, self.opts.promote_timeout
-                    ),
+            # Best effort: a search outage must not hold the database failover hostage.
+            try:
+                self._restore_search_if_needed()
+            except PhaseFailed as err:
+                assert self.state is not None
+                self.say(f"  {err}: recorded as pending; rerun the switch to retry it")
+                self.journal.write(
+                    "pending", run_id=self.state.run_id, action="search-restore", error=str(err)
                 )
 
         def unfence_new_writer() -> None:
@@ -707,7 +833,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--yes", action="store_true", help="do not ask before the irreversible promotion"
     )
-    parser.add_argument("--approved-by", metavar="NAME", help="who approved this switch (recorded)")
+    parser.add_argument(
+        "--approved-by", metavar="NAME",
+        help="who approved this switch (recorded; required to raise --max-lag)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--abandon", action="store_true",
+        help="end an unfinished run that has not promoted yet: unfence the old writer so it "
+        "takes writes again, and record the run as abandoned",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the final report as JSON")
     parser.add_argument("--project-dir", type=Path, default=Path(__file__).resolve().parent.parent)
     parser.add_argument("--db-user", default="postgres", help="database user for the SQL checks")
@@ -716,7 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, bindings: Bindings | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.max_lag != DEFAULT_MAX_LAG and not args.approved_by:
+        parser.error("raising --max-lag accepts data loss: name the approver with --approved-by")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -724,6 +861,7 @@ def main(argv: list[str] | None = None, bindings: Bindings | None = None) -> int
     opts = Options(
         active=args.active, mode=args.mode, max_lag=args.max_lag, dry_run=args.dry_run, yes=args.yes,
         approved_by=args.approved_by, json=args.json, project_dir=args.project_dir.resolve(), db_user=args.db_user,
+        abandon=args.abandon,
     )  # fmt: skip
     if bindings is None:
         try:

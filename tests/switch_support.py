@@ -30,7 +30,7 @@ from pulumi.automation import events
 
 from components.contract import PROJECT, ROLES, STACK_REGIONS, ConfigKey, DnsName, Output, Role
 from failover import stackconfig, switch
-from failover.cloud import AwsCloud, CacheDatastore, DbInstance
+from failover.cloud import AwsCloud, CacheDatastore, CloudError, DbInstance
 from failover.engine import EventHandler, StackMissing, UpdateFailed, UpdateResult
 from failover.journal import Journal
 from failover.lab import procs
@@ -433,6 +433,13 @@ class PgBackedCloud:
         self.aws = aws
         self.pg = pg
         self.pg_promotions = 0
+        # No OpenSearch runs here (its client is tested in test_search_restore.py): the
+        # domain's state is scripted, and every restore request is recorded.
+        # The waiter gives up although RDS goes on and finishes the promotion.
+        self.time_out_after_promoting = False
+        self.search_indices_missing = False
+        self.search_restore_error: str | None = None
+        self.search_restores: list[tuple[str, str, str]] = []
 
     def server(self, role: Role) -> PgServer:
         return pg_server(self.pg, role)
@@ -447,6 +454,9 @@ class PgBackedCloud:
         self.aws.promote_database(role, identifier, timeout)
         if self.pg.promote(self.server(role), timeout=int(timeout)):
             self.pg_promotions += 1
+        if self.time_out_after_promoting:
+            self.time_out_after_promoting = False
+            raise CloudError(f"database {identifier} was not available as a writer within 1s")
 
     def describe_cache(self, global_id: str) -> CacheDatastore | None:
         return self.aws.describe_cache(global_id)
@@ -455,10 +465,15 @@ class PgBackedCloud:
         self.aws.failover_cache(global_id, to_role, group_id, timeout)
 
     def search_needs_restore(self, role: Role, endpoint: str) -> bool:
-        return self.aws.search_needs_restore(role, endpoint)
+        return self.search_indices_missing
 
-    def restore_search(self, role: Role, endpoint: str, timeout: float) -> None:
-        self.aws.restore_search(role, endpoint, timeout)
+    def restore_search(
+        self, role: Role, endpoint: str, bucket: str, role_arn: str, timeout: float
+    ) -> None:
+        if self.search_restore_error is not None:
+            raise CloudError(self.search_restore_error)
+        self.search_restores = [*self.search_restores, (endpoint, bucket, role_arn)]
+        self.search_indices_missing = False
 
 
 def pg_server(pair: PgPair, role: Role) -> PgServer:
@@ -540,6 +555,8 @@ def lab_outputs(pair: PgPair) -> dict[Role, dict[str, Any]]:
             Output.CACHE_GLOBAL_ID: GLOBAL_ID,
             Output.SEARCH_DOMAIN: f"llm-mkt-{role}",
             Output.SEARCH_ENDPOINT: f"vpc-llm-mkt-{role}-abc123.{region}.es.amazonaws.com",
+            Output.SNAPSHOT_BUCKET: f"llm-marketplace-search-snapshots-{region}-organization",
+            Output.SNAPSHOT_ROLE_ARN: f"arn:aws:iam::123456789012:role/llm-mkt-{role}-snapshot",
             Output.GATEWAY_HOSTNAME: f"gw-{role}.elb.{region}.amazonaws.com",
             Output.CLUSTER_NAME: f"{PROJECT}-{role}",
             Output.DNS_OWNER: "dr",

@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from failover import switch
+from failover import stackconfig, switch
 from failover.journal import Journal, switch_lock
 from failover.lab.motoserver import MotoServer
 from failover.lab.postgres import PgPair
@@ -613,3 +613,133 @@ def test_without_db_password_names_the_variable(
     assert code == switch.EXIT_ENV
     assert captured.err.strip().splitlines() == [captured.err.strip()]
     assert "FAILOVER_DB_PASSWORD is not set" in captured.err
+
+
+# -- follow-ups: confirmation first, abandon, pending retries, search, topology -------------
+
+
+def test_the_question_comes_before_the_fence(lab: SwitchLab) -> None:
+    lab.confirm.answer = False
+
+    result = lab.run("--active", "dr")
+
+    assert result.code == switch.EXIT_ABORTED, result.output
+    (question,) = lab.confirm.questions
+    assert question.startswith("Stop writes on llm-marketplace-primary-db, then promote")
+    assert not any(r.get("step") == "fence" for r in lab.journal())
+    assert lab.can_write("primary")
+
+
+def test_abandon_unfences_a_run_that_stopped_before_promoting(lab: SwitchLab) -> None:
+    crashed = None
+    try:
+        lab.run("--active", "dr", "--yes", crash_at="fence")
+    except switch.SimulatedCrash as crash:
+        crashed = crash
+    assert crashed is not None
+    assert lab.fenced("primary") and not lab.can_write("primary")
+
+    result = lab.run("--active", "dr", "--abandon")
+
+    assert result.code == switch.EXIT_OK, result.output
+    assert "takes writes again" in result.output
+    assert lab.can_write("primary")
+    assert lab.in_recovery("dr")
+    assert lab.journal()[-1] == {**lab.journal()[-1], "event": "run-end", "outcome": "abandoned"}
+    assert Journal(lab.project).unfinished() is None
+
+
+def test_abandon_is_refused_once_the_replica_was_promoted(lab: SwitchLab) -> None:
+    with pytest.raises(switch.SimulatedCrash):
+        lab.run("--active", "dr", "--yes", crash_at="promote")
+
+    result = lab.run("--active", "dr", "--abandon")
+
+    assert result.code == switch.EXIT_REFUSED, result.output
+    assert "cannot be abandoned" in result.output
+    assert lab.run("--active", "dr", "--yes").code == switch.EXIT_OK
+    assert lab.rds_calls.promote_calls == 1
+
+
+def test_a_rerun_retries_the_pending_old_side(lab: SwitchLab) -> None:
+    lab.engine.fail_up_once["primary"] = "error: region unreachable"
+    assert lab.run("--active", "dr", "--yes").code == switch.EXIT_OK
+    assert [p["action"] for p in Journal(lab.project).pending()] == ["up-primary"]
+    calls_before = len(lab.engine.updates())
+
+    result = lab.run("--active", "dr", "--yes")
+
+    assert result.code == switch.EXIT_OK, result.output
+    assert "retrying pending up-primary" in result.output
+    assert lab.engine.updates()[calls_before:] == [("refresh", "primary"), ("up", "primary")]
+    assert Journal(lab.project).pending() == []
+    assert lab.rds_calls.promote_calls == 1
+
+
+def test_raising_the_lag_gate_needs_an_approver(lab: SwitchLab) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        lab.run("--active", "dr", "--yes", "--max-lag", "1000")
+    assert exit_info.value.code == switch.EXIT_USAGE
+    assert lab.journal() == []
+
+
+def test_search_restore_runs_when_the_target_domain_is_empty(lab: SwitchLab) -> None:
+    lab.cloud.search_indices_missing = True
+
+    result = lab.run("--active", "dr", "--yes")
+
+    assert result.code == switch.EXIT_OK, result.output
+    ((endpoint, bucket, role_arn),) = lab.cloud.search_restores
+    assert (endpoint, bucket) == (
+        lab.engine.stack_outputs["dr"]["search_endpoint"],
+        lab.engine.stack_outputs["dr"]["search_snapshot_bucket"],
+    )
+    assert role_arn == lab.engine.stack_outputs["dr"]["search_snapshot_role_arn"]
+    assert Journal(lab.project).pending() == []
+
+
+def test_a_failed_search_restore_is_pending_and_does_not_block_the_database(lab: SwitchLab) -> None:
+    lab.cloud.search_indices_missing = True
+    lab.cloud.search_restore_error = "OpenSearch restore: no successful snapshot in s3_backup"
+
+    result = lab.run("--active", "dr", "--yes")
+
+    assert result.code == switch.EXIT_OK, result.output
+    assert_switched_to_dr(lab)
+    assert [p["action"] for p in Journal(lab.project).pending()] == ["search-restore"]
+
+    lab.cloud.search_restore_error = None
+    retry = lab.run("--active", "dr", "--yes")
+    assert retry.code == switch.EXIT_OK, retry.output
+    assert "retrying pending search-restore" in retry.output
+    assert Journal(lab.project).pending() == []
+
+
+def test_the_policy_topology_check_refuses_a_standby_writer_as_target(lab: SwitchLab) -> None:
+    # The dr stack says it is a writer while primary is active: promoting "it" makes no sense.
+    stackconfig.set_values(lab.project, "dr", {"replicate_from": ""})
+    files_before = stack_files(lab.project)
+
+    result = lab.run("--active", "dr", "--yes")
+
+    assert result.code == switch.EXIT_REFUSED, result.output
+    assert "refused: the standby region dr's database is a writer" in result.output
+    assert "the switch to dr is refused until then" in result.output
+    assert stack_files(lab.project) == files_before
+    assert lab.rds_calls.promote_calls == 0
+
+
+def test_a_promotion_that_finished_after_the_wait_gave_up_is_resumed(lab: SwitchLab) -> None:
+    lab.cloud.time_out_after_promoting = True
+
+    first = lab.run("--active", "dr", "--yes")
+
+    assert first.code == switch.EXIT_FAILED, first.output
+    assert not lab.in_recovery("dr")  # RDS finished it anyway
+
+    rerun = lab.run("--active", "dr", "--yes")
+
+    assert rerun.code == switch.EXIT_OK, rerun.output
+    assert_switched_to_dr(lab)
+    assert lab.rds_calls.promote_calls == 1
+    assert lab.cloud.pg_promotions == 1

@@ -160,7 +160,9 @@ class LabCloud:
     def search_needs_restore(self, role: Role, endpoint: str) -> bool:
         return False  # the lab has no OpenSearch: said in --help and the README
 
-    def restore_search(self, role: Role, endpoint: str, timeout: float) -> None:
+    def restore_search(
+        self, role: Role, endpoint: str, bucket: str, role_arn: str, timeout: float
+    ) -> None:
         raise CloudError("the lab has no OpenSearch")
 
 
@@ -182,6 +184,8 @@ def lab_outputs(lab: Lab, role: Role) -> dict[str, Any]:
         Output.CACHE_ENDPOINT: lab_host("redis", role),
         Output.CACHE_GLOBAL_ID: GLOBAL_ID,
         Output.SEARCH_ENDPOINT: lab_host("search", role),
+        Output.SNAPSHOT_BUCKET: f"{PROJECT}-search-snapshots-lab-{role}",
+        Output.SNAPSHOT_ROLE_ARN: f"arn:aws:iam::000000000000:role/{PROJECT}-{role}-snapshot",
         Output.GATEWAY_HOSTNAME: lab_host("gw", role),
         Output.CLUSTER_NAME: f"{PROJECT}-{role}",
         Output.DNS_OWNER: cfg.get("dns_owner") or "dr",
