@@ -81,10 +81,15 @@ def is_in_recovery(ep: DbEndpoint) -> bool:
 
 
 def replay_lag_seconds(ep: DbEndpoint) -> float | None:
-    """The replica's own view of its lag: 0 when it has replayed all it received."""
+    """The replica's own view of its lag; None when it is not streaming from its source.
+
+    Without a streaming WAL receiver the replica cannot know what it has not received, and
+    "all received is replayed" would read as zero lag: unknown is the honest answer.
+    """
     value = _one(
         ep,
-        "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') "
+        "THEN NULL WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
         "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END",
     )
     return None if value is None else float(str(value))

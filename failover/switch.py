@@ -139,6 +139,7 @@ class Report:
     counts_before: dict[str, int] = field(default_factory=dict)
     counts_after: dict[str, int] = field(default_factory=dict)
     rpo_rows: dict[str, int] = field(default_factory=dict)
+    lag_at_preflight: float | None = None
     pending: list[str] = field(default_factory=list)
     outcome: str = "running"
 
@@ -159,7 +160,8 @@ class Report:
             "within_targets": database < TARGETS["database"] and total < TARGETS["total"],
             "row_counts_before": self.counts_before,
             "row_counts_after": self.counts_after,
-            "rows_missing_after_switch": self.rpo_rows,
+            "rows_missing_after_switch": self.rpo_rows if self.mode == "planned" else None,
+            "replica_lag_at_preflight_seconds": self.lag_at_preflight,
             "checks": self.checks,
             "pending": self.pending,
         }
@@ -174,8 +176,14 @@ class Report:
             f"database failover {data['database_failover_seconds']:.1f}s (target < 15 min), "
             f"total {data['total_seconds']:.1f}s (target < 4 h)"
         )
-        if self.rpo_rows:
-            lines.append(f"rows missing after switch (RPO): {self.rpo_rows}")
+        if self.mode == "planned":
+            lines.append(f"rows missing after switch (RPO): {self.rpo_rows or 'none'}")
+        else:
+            lag = "unknown" if self.lag_at_preflight is None else f"{self.lag_at_preflight:.0f}s"
+            lines.append(
+                "RPO: not measurable from the databases (the old writer is unreachable); "
+                f"replica lag at preflight: {lag}"
+            )
         for check in self.checks:
             lines.append(f"  {check}")
         for item in self.pending:
@@ -498,6 +506,7 @@ class Switch:
             source_ep = self.endpoint(self.old) if writer_up else self.endpoint(self.target)
             counts = self._sql(lambda: sql.row_counts(source_ep))
             self.state.data["counts_before"] = counts
+        self.report.lag_at_preflight = self.state.data.get("lag_at_preflight")
         self.report.counts_before = dict(self.state.data["counts_before"])
         self.report.checks.append(f"preflight: row counts {self.report.counts_before}")
         self.say(f"  row counts before: {self.report.counts_before}")
@@ -509,6 +518,11 @@ class Switch:
         )
         own = self._sql(lambda: sql.replay_lag_seconds(self.endpoint(self.target)))
         lags = [x for x in (cw, own) if x is not None]
+        assert self.state is not None
+        self.state.data.setdefault("lag_at_preflight", max(lags) if lags else None)
+        self.report.lag_at_preflight = self.state.data["lag_at_preflight"]
+        if not lags:
+            self.say("  WARNING: replica lag unknown (no CloudWatch data, replica not streaming)")
         shown = f"CloudWatch ReplicaLag {cw if cw is not None else 'n/a'}s, replica's own {own if own is not None else 'n/a'}s"
         self.say(f"  replica lag: {shown} (gate {self.opts.max_lag:.0f}s)")
         if lags and max(lags) > self.opts.max_lag:
@@ -701,8 +715,6 @@ class Switch:
         self.report.rpo_rows = missing
         if missing and self.opts.mode == "planned":
             failures.append(f"row counts differ after a planned switch: {missing}")
-        elif missing:
-            self.report.checks.append(f"validate: rows missing after unplanned switch: {missing}")
         global_id = str(self.stack(self.target).outputs.get(Output.CACHE_GLOBAL_ID, ""))
         try:
             cache = self.bind.cloud.describe_cache(global_id)
