@@ -9,6 +9,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.iam import service_assume_role_policy
+
 # Root CA thumbprint of the EKS OIDC issuers (same in every commercial region).
 EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280"
 
@@ -23,17 +25,6 @@ class ClusterArgs:
     node_instance_type: str
     node_count: int
     provider: aws.Provider
-
-
-def _assume_role(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-            ],
-        }
-    )
 
 
 def kubeconfig(cluster_name: str, endpoint: str, ca_data: str, region: str) -> str:
@@ -83,7 +74,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         cluster_role = aws.iam.Role(
             f"{name}-control-plane-role",
-            assume_role_policy=_assume_role("eks.amazonaws.com"),
+            assume_role_policy=service_assume_role_policy("eks.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicyAttachment(
@@ -106,7 +97,9 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         node_role = aws.iam.Role(
-            f"{name}-node-role", assume_role_policy=_assume_role("ec2.amazonaws.com"), opts=child
+            f"{name}-node-role",
+            assume_role_policy=service_assume_role_policy("ec2.amazonaws.com"),
+            opts=child,
         )
         for short, arn in (
             ("worker", "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_assume_role_policy
+
 
 @dataclass(frozen=True)
 class SearchArgs:
@@ -68,17 +70,6 @@ def _replication_policy(source_arn: str, dest_arn: str) -> str:
     )
 
 
-def _assume(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-            ],
-        }
-    )
-
-
 class Search(pulumi.ComponentResource):
     domain: aws.opensearch.Domain
     bucket: aws.s3.Bucket
@@ -115,7 +106,9 @@ class Search(pulumi.ComponentResource):
         )
         bucket_arn = f"arn:aws:s3:::{args.bucket_name}"
         self.snapshot_role = aws.iam.Role(
-            f"{name}-snapshot-role", assume_role_policy=_assume("es.amazonaws.com"), opts=child
+            f"{name}-snapshot-role",
+            assume_role_policy=service_assume_role_policy("es.amazonaws.com"),
+            opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-snapshot-policy",
@@ -126,7 +119,7 @@ class Search(pulumi.ComponentResource):
         if args.replicate_to_bucket_arn is not None:
             replication_role = aws.iam.Role(
                 f"{name}-replication-role",
-                assume_role_policy=_assume("s3.amazonaws.com"),
+                assume_role_policy=service_assume_role_policy("s3.amazonaws.com"),
                 opts=child,
             )
             aws.iam.RolePolicy(

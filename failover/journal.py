@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from failover.pids import pid_alive
+
 STATE_DIR = ".failover"
 
 
@@ -37,16 +39,6 @@ def state_dir(project_dir: Path) -> Path:
     path = project_dir / STATE_DIR
     path.mkdir(exist_ok=True)
     return path
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextmanager
@@ -69,7 +61,7 @@ def switch_lock(project_dir: Path, command: str) -> Iterator[dict[str, Any]]:
             except (OSError, json.JSONDecodeError):
                 holder = {}
             same_host = holder.get("host") == me["host"]
-            if same_host and isinstance(holder.get("pid"), int) and not _pid_alive(holder["pid"]):
+            if same_host and isinstance(holder.get("pid"), int) and not pid_alive(holder["pid"]):
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
             raise LockHeld(holder) from None

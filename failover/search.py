@@ -41,7 +41,9 @@ class SearchClient:
         url = self.base_url.rstrip("/") + path
         headers = {"Content-Type": "application/json"}
         if self.credentials is not None:
-            aws_request = botocore.awsrequest.AWSRequest(method=method, url=url, data=data, headers=headers)
+            aws_request = botocore.awsrequest.AWSRequest(
+                method=method, url=url, data=data, headers=headers
+            )
             botocore.auth.SigV4Auth(self.credentials, "es", self.region).add_auth(aws_request)
             headers = dict(aws_request.headers.items())
         req = urllib.request.Request(url, data=data, headers=headers, method=method)
@@ -69,7 +71,10 @@ class SearchClient:
         self.request(
             "PUT",
             f"/_snapshot/{REPOSITORY}",
-            {"type": "s3", "settings": {"bucket": bucket, "region": self.region, "role_arn": role_arn}},
+            {
+                "type": "s3",
+                "settings": {"bucket": bucket, "region": self.region, "role_arn": role_arn},
+            },
         )
 
     def latest_snapshot(self) -> str | None:
@@ -104,7 +109,9 @@ class SearchClient:
         raise SearchError(f"snapshot restore still running after {timeout:.0f}s")
 
 
-def restore_latest(client: SearchClient, bucket: str, role_arn: str, timeout: float, poll: float = 5.0) -> str:
+def restore_latest(
+    client: SearchClient, bucket: str, role_arn: str, timeout: float, poll: float = 5.0
+) -> str:
     """Register the repository if needed, restore the newest successful snapshot, wait."""
     client.ensure_repository(bucket, role_arn)
     snapshot = client.latest_snapshot()

@@ -34,7 +34,7 @@ from failover.cloud import AwsCloud, CacheDatastore, CloudError, DbInstance
 from failover.engine import EventHandler, StackMissing, UpdateFailed, UpdateResult
 from failover.journal import Journal
 from failover.lab import procs
-from failover.lab.motoserver import MotoServer, isolated_session, moto_env
+from failover.lab.motoserver import MotoServer, isolated_session
 from failover.lab.postgres import PgPair, PgServer
 
 if TYPE_CHECKING:
@@ -127,23 +127,10 @@ main(sys.argv[1:])
 class RdsMotoServer(MotoServer):
     """`MotoServer` whose RDS promotes a read replica the way AWS does (see above)."""
 
-    def start(self, timeout: float = 60.0) -> RdsMotoServer:
-        if self.is_running():
-            return self
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._proc = procs.start(
-            [sys.executable, "-c", _MOTO_LAUNCHER, "-H", self.host, "-p", str(self.port)],
-            name="moto_server[rds-promote]",
-            log_file=self.work_dir / "moto.log",
-            env=moto_env(),
-            cwd=self.work_dir,
-        )
-        try:
-            procs.wait_until(self._answers, timeout, f"moto server on {self.endpoint_url}")
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    process_name = "moto_server[rds-promote]"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-c", _MOTO_LAUNCHER, "-H", self.host, "-p", str(self.port)]
 
 
 def seed_rds(moto: MotoServer, *, replica_source: str | None = None) -> None:

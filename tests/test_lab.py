@@ -15,6 +15,7 @@ from failover.lab.motoserver import MotoServer
 from failover.lab.postgres import PgPair, PgServer
 from failover.lab.procs import LabError, LabTimeoutError
 from failover.lab.redisproc import RedisPair
+from failover.pids import pid_alive
 from tests.lab_fixtures import (  # noqa: F401 - pytest finds fixtures in module globals
     lab_password_fixture,
     lab_processes_fixture,
@@ -51,7 +52,7 @@ def test_stop_all_kills_whole_process_groups(tmp_path: Path) -> None:
 
     registry.stop_all(timeout=2)
 
-    assert [pid for pid in pids if procs.pid_alive(pid)] == []
+    assert [pid for pid in pids if pid_alive(pid)] == []
     assert registry.running() == []
 
 
@@ -81,12 +82,12 @@ def test_signal_stops_lab_processes(tmp_path: Path, sig: signal.Signals) -> None
     try:
         assert lab.stdout is not None
         child_pid = int(lab.stdout.readline())
-        assert procs.pid_alive(child_pid)
+        assert pid_alive(child_pid)
 
         lab.send_signal(sig)
 
         assert lab.wait(timeout=20) == -sig
-        assert not procs.pid_alive(child_pid)
+        assert not pid_alive(child_pid)
     finally:
         lab.kill()
         lab.wait()
@@ -234,9 +235,9 @@ def test_labs_leave_no_process_behind(tmp_path: Path, lab_password: str) -> None
             *aws.process_ids(),
         ]
         assert len(pids) > 5
-        assert all(procs.pid_alive(pid) for pid in pids)
+        assert all(pid_alive(pid) for pid in pids)
         data_root = pg.data_root
 
-    assert [pid for pid in pids if procs.pid_alive(pid)] == []
+    assert [pid for pid in pids if pid_alive(pid)] == []
     if pg.run_as is not None:
         assert not data_root.exists(), "the private data dir made for the postgres user stays"

@@ -32,7 +32,11 @@ class FakeDomain:
         if path.startswith("/_cat/indices"):
             return 200, [{"index": i} for i in self.indices]
         if path == f"/_snapshot/{REPOSITORY}" and method == "GET":
-            return (200, {REPOSITORY: self.repository}) if self.repository else (404, {"error": "missing"})
+            return (
+                (200, {REPOSITORY: self.repository})
+                if self.repository
+                else (404, {"error": "missing"})
+            )
         if path == f"/_snapshot/{REPOSITORY}" and method == "PUT":
             self.repository = body
             return 200, {"acknowledged": True}
@@ -69,7 +73,9 @@ def domain() -> Iterator[tuple[FakeDomain, str]]:
             if "AWS4-HMAC-SHA256" not in auth or "/es/aws4_request" not in auth:
                 code, payload = 403, {"message": "missing SigV4 signature"}
             else:
-                code, payload = fake.handle(self.command, self.path, json.loads(raw) if raw else None)
+                code, payload = fake.handle(
+                    self.command, self.path, json.loads(raw) if raw else None
+                )
             data = json.dumps(payload).encode()
             self.send_response(code)
             self.send_header("Content-Length", str(len(data)))
@@ -99,11 +105,17 @@ def test_restores_the_newest_successful_snapshot_after_registering_the_repositor
     fake, url = domain
     client = SearchClient(url, "us-west-2", CREDS)
     assert client.user_indices() == []
-    restored = restore_latest(client, "snap-bucket", "arn:aws:iam::1:role/snap", timeout=5, poll=0.01)
+    restored = restore_latest(
+        client, "snap-bucket", "arn:aws:iam::1:role/snap", timeout=5, poll=0.01
+    )
     assert restored == fake.restored == "nightly-2"
     assert fake.repository == {
         "type": "s3",
-        "settings": {"bucket": "snap-bucket", "region": "us-west-2", "role_arn": "arn:aws:iam::1:role/snap"},
+        "settings": {
+            "bucket": "snap-bucket",
+            "region": "us-west-2",
+            "role_arn": "arn:aws:iam::1:role/snap",
+        },
     }
     assert fake.recovery_polls == 2
     assert client.user_indices() == ["services", "users"]

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import boto3
 import botocore.session
@@ -91,13 +91,18 @@ class MotoServer:
     ) -> None:
         self.stop()
 
-    def start(self, timeout: float = 60.0) -> MotoServer:
+    process_name = "moto_server"
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+
+    def start(self, timeout: float = 60.0) -> Self:
         if self.is_running():
             return self
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._proc = procs.start(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-            name="moto_server",
+            self.argv(),
+            name=self.process_name,
             log_file=self.work_dir / "moto.log",
             env=moto_env(),
             cwd=self.work_dir,

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from failover.pids import proc_stat_fields
+
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.05
@@ -105,20 +107,6 @@ def wait_until(
         time.sleep(interval)
 
 
-def pid_alive(pid: int) -> bool:
-    """True for a live process; zombies count as dead (nothing may reap them in a container)."""
-    fields = _proc_stat_fields(pid)
-    if fields is not None:
-        return fields[0] != "Z"
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass(frozen=True)
 class _ProcInfo:
     ppid: int
@@ -128,7 +116,7 @@ class _ProcInfo:
 
 def _proc_info(pid: int) -> _ProcInfo | None:
     """None for a process that is gone or a zombie."""
-    fields = _proc_stat_fields(pid)
+    fields = proc_stat_fields(pid)
     if fields is None or fields[0] == "Z":
         return None
     return _ProcInfo(ppid=int(fields[1]), pgrp=int(fields[2]), start=int(fields[19]))
@@ -144,7 +132,7 @@ def _process_table() -> dict[int, _ProcInfo]:
 
 def _start_time(pid: int) -> int | None:
     """Start time of `pid`, zombies included (an unreaped child still holds its pid)."""
-    fields = _proc_stat_fields(pid)
+    fields = proc_stat_fields(pid)
     return None if fields is None else int(fields[19])
 
 
@@ -172,15 +160,6 @@ def _process_family(leader: int, leader_start: int) -> dict[int, int]:
         family.add(pid)
         pending.extend(children.get(pid, []))
     return {pid: table[pid].start for pid in family}
-
-
-def _proc_stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ..."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
 
 
 def _kill_quietly(pid: int, sig: signal.Signals) -> None:
