@@ -113,3 +113,22 @@ API_SECONDARY_SET_ID: Final = "api-secondary-slot"
 
 # The runbook's tables, counted before and after a switch.
 RUNBOOK_TABLES: Final[tuple[str, ...]] = ("services", "users", "api_keys")
+
+# The failover switch's AWS actions, each with the resource type AWS authorizes it against
+# (Service Authorization Reference; "*": the action has no resource-level permissions): the
+# boto3 calls of failover/cloud.py, and the SigV4-signed OpenSearch requests of
+# failover/search.py (one es:ESHttp<Method> per HTTP method; registering the snapshot
+# repository passes the snapshot role to OpenSearch). The dr stack's operator role is granted
+# exactly these, scoped to the project's resources (components/operator.py).
+OPERATOR_ROLE_NAME: Final = "failover-operator"
+OPERATOR_ACTIONS: Final[dict[str, str]] = {
+    "rds:DescribeDBInstances": "rds:db",
+    "rds:PromoteReadReplica": "rds:db",
+    "cloudwatch:GetMetricStatistics": "*",
+    "elasticache:DescribeGlobalReplicationGroups": "elasticache:globalreplicationgroup",
+    "elasticache:FailoverGlobalReplicationGroup": "elasticache:globalreplicationgroup",
+    "es:ESHttpGet": "es:domain",
+    "es:ESHttpPut": "es:domain",
+    "es:ESHttpPost": "es:domain",
+    "iam:PassRole": "iam:role",
+}

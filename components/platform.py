@@ -15,6 +15,7 @@ from components.contract import Output, Role
 from components.database import Database, DatabaseArgs
 from components.dns import Dns, DnsArgs, RegionEndpoints
 from components.network import Network, NetworkArgs
+from components.operator import FailoverOperator, FailoverOperatorArgs, OperatorScope
 from components.search import Search, SearchArgs
 from components.settings import Settings
 from components.workloads import Workloads, WorkloadsArgs
@@ -216,4 +217,28 @@ class RegionalPlatform(pulumi.ComponentResource):
             Output.HOSTED_ZONE_ID: s.hosted_zone_id or "",
             Output.DNS_RECORDS: record_fqdns,
         }
+        if s.role == "dr":
+            # The role the switch runs as: one per account (IAM is global), declared by the
+            # stack that survives a loss of the primary region.
+            operator = FailoverOperator(
+                f"{name}-operator",
+                FailoverOperatorArgs(
+                    scope=OperatorScope(
+                        databases={
+                            contract.STACK_REGIONS[r]: db_identifier(r, 1) for r in contract.ROLES
+                        },
+                        global_datastore_suffix=contract.PROJECT,
+                        search_domains={
+                            contract.STACK_REGIONS[r]: f"llm-mkt-{r}" for r in contract.ROLES
+                        },
+                        # Search(f"{role}-search").snapshot_role, as each stack names it.
+                        snapshot_role_prefixes=tuple(
+                            f"{r}-search-snapshot-role-" for r in contract.ROLES
+                        ),
+                    ),
+                    provider=provider,
+                ),
+                child,
+            )
+            self.outputs[Output.OPERATOR_ROLE_ARN] = operator.role.arn
         self.register_outputs(self.outputs)
