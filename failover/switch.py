@@ -274,6 +274,10 @@ class Switch:
             self.say(f"refused: cannot read the stacks: {err}")
             return EXIT_REFUSED
         self.show_topology("before")
+        for item in self.journal.pending():
+            self.say(
+                f"PENDING from run {item.get('run_id')}: {item['action']}: {item.get('error')}"
+            )
         if opts.abandon:
             return self._abandon(unfinished)
         if unfinished is None and self.topology.agreed_active == opts.active:
@@ -291,6 +295,7 @@ class Switch:
             self._phase("preflight", self.preflight)
             if opts.dry_run:
                 self.say(self.plan_text())
+                self.say(self.dns_changes_text())
                 self.report.outcome = "dry-run: nothing changed"
                 self._emit_report()
                 return EXIT_OK
@@ -796,6 +801,32 @@ class Switch:
             f"  DNS: api/db/redis/search move to {self.target}'s endpoints "
             f"(see python -m failover.dnsplan for the exact records)",
         ]
+        return "\n".join(lines)
+
+    def dns_changes_text(self) -> str:
+        """The records the DNS owner's `up` would change, from the program under mocks."""
+        from failover import dnsplan, programeval
+
+        assert self.topology is not None
+        owner = self.topology.dns_owner
+        flipped: dict[str, str] = {ConfigKey.ACTIVE_REGION: self.target}
+        if owner == self.target:
+            flipped[ConfigKey.REPLICATE_FROM] = ""
+        try:
+            before = programeval.evaluate(self.opts.project_dir, owner)
+            after = programeval.evaluate(self.opts.project_dir, owner, flipped)
+        except (programeval.EvaluationError, stackconfig.StackConfigError) as err:
+            return f"DNS changes: could not evaluate the program offline: {err}"
+        changes = dnsplan.diff(dnsplan.dns_entries(before), dnsplan.dns_entries(after))
+        lines = [f"DNS changes in stack {owner} ({changes.counts()}):"]
+        for change in changes.changed:
+            lines.append(f"  ~ {change.title}")
+            lines += [
+                f"      {c.field}: {dnsplan.show(c.before)} -> {dnsplan.show(c.after)}"
+                for c in change.changes
+            ]
+        lines += [f"  + {e.title}" for e in changes.added]
+        lines += [f"  - {e.title}" for e in changes.removed]
         return "\n".join(lines)
 
     def _emit_report(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import stat
 import subprocess
@@ -25,6 +26,7 @@ from failover import stackconfig, switch
 from failover.journal import Journal, switch_lock
 from failover.lab.motoserver import MotoServer
 from failover.lab.postgres import PgPair
+from tests.conftest import PROJECT_DIR
 from tests.lab_fixtures import (  # noqa: F401 - pytest finds fixtures in module globals
     ProcessLeakCheck,
     lab_processes_fixture,
@@ -554,6 +556,10 @@ def test_a_crash_after_any_phase_is_resumed(lab: SwitchLab, phase: str) -> None:
 
 
 def test_dry_run_changes_nothing(lab: SwitchLab) -> None:
+    # With the program beside the stack files, the dry run also shows the DNS changes.
+    shutil.copy2(PROJECT_DIR / "__main__.py", lab.project / "__main__.py")
+    shutil.copytree(PROJECT_DIR / "components", lab.project / "components",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     files_before = stack_files(lab.project)
 
     result = lab.run("--active", "dr", "--dry-run")
@@ -563,6 +569,12 @@ def test_dry_run_changes_nothing(lab: SwitchLab) -> None:
     assert f"promote: {DB_IDS['dr']} in us-west-2" in result.output
     assert f"fence: make {DB_IDS['primary']} read-only" in result.output
     assert "dry-run: nothing changed" in result.output
+    assert "DNS changes in stack dr (5 changed):" in result.output
+    assert "  ~ record db.llm-marketplace.com CNAME" in result.output
+    assert (
+        "      targets: <stack primary: db_address> -> <dr-database-instance.address>"
+        in result.output
+    )
     assert_nothing_switched(lab, files_before)
     assert lab.engine.updates() == []
     assert not lab.fenced("primary") and lab.can_write("primary")
