@@ -161,9 +161,16 @@ class Report:
             "row_counts_before": self.counts_before,
             "row_counts_after": self.counts_after,
             "rows_missing_after_switch": self.rpo_rows if self.mode == "planned" else None,
+            "row_count_change_since_preflight": self.row_change(),
             "replica_lag_at_preflight_seconds": self.lag_at_preflight,
             "checks": self.checks,
             "pending": self.pending,
+        }
+
+    def row_change(self) -> dict[str, int]:
+        after = self.counts_after
+        return {
+            t: after.get(t, 0) - n for t, n in self.counts_before.items() if after.get(t, 0) != n
         }
 
     def table(self) -> str:
@@ -184,6 +191,8 @@ class Report:
                 "RPO: not measurable from the databases (the old writer is unreachable); "
                 f"replica lag at preflight: {lag}"
             )
+            change = self.row_change() or "none"
+            lines.append(f"row count change since preflight (counted on the replica): {change}")
         for check in self.checks:
             lines.append(f"  {check}")
         for item in self.pending:

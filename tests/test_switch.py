@@ -381,8 +381,22 @@ def test_unplanned_with_the_writer_killed(lab: SwitchLab) -> None:
     # and gives the lag measured before the promotion (CloudWatch; the replica's own view is
     # unknown once it stopped streaming) instead of a reassuring "nothing missing".
     assert result.report["rows_missing_after_switch"] is None
+    assert result.report["row_count_change_since_preflight"] == {}
     assert result.report["replica_lag_at_preflight_seconds"] == 0.0
     assert "replica's own n/a" in result.output
+
+
+def test_unplanned_report_states_the_row_count_difference() -> None:
+    report = switch.Report(run_id="r1", target="dr", mode="unplanned", approved_by=None)
+    report.counts_before = {"services": 3, "users": 10, "api_keys": 3}
+    report.counts_after = {"services": 3, "users": 8, "api_keys": 4}
+
+    assert report.to_json()["row_count_change_since_preflight"] == {"users": -2, "api_keys": 1}
+    assert report.to_json()["rows_missing_after_switch"] is None
+    assert (
+        "row count change since preflight (counted on the replica): {'users': -2, 'api_keys': 1}"
+        in report.table()
+    )
 
 
 def test_replica_of_another_database_is_refused(lab: SwitchLab, rds_moto: MotoServer) -> None:
