@@ -12,7 +12,6 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import boto3
@@ -20,7 +19,7 @@ import botocore.session
 from botocore.config import Config
 
 from failover.lab import procs
-from failover.lab.procs import LabError, ManagedProcess
+from failover.lab.procs import LabError, Lifecycle, ManagedProcess
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -59,7 +58,7 @@ def moto_env() -> dict[str, str]:
     return env
 
 
-class MotoServer:
+class MotoServer(Lifecycle):
     def __init__(self, work_dir: Path, *, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.work_dir = work_dir
         self.host = host
@@ -79,17 +78,6 @@ class MotoServer:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_running()
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     process_name = "moto_server"
 

@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 
 import psycopg
@@ -30,7 +29,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import TupleRow
 
 from failover.lab import procs
-from failover.lab.procs import LabError, ManagedProcess, RunAs
+from failover.lab.procs import LabError, Lifecycle, ManagedProcess, RunAs
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +261,7 @@ def lab_env(home: Path, pgpass: Path | None = None) -> dict[str, str]:
     return env
 
 
-class PgPair:
+class PgPair(Lifecycle):
     """A writer and a streaming replica, built from scratch; logs go to `base_dir`.
 
     Data dirs live in `base_dir` too, except as root: the unprivileged server then gets a
@@ -305,17 +304,6 @@ class PgPair:
     @property
     def servers(self) -> tuple[PgServer, PgServer]:
         return self.writer, self.replica
-
-    def __enter__(self) -> PgPair:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> PgPair:
         try:

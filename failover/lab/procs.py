@@ -21,14 +21,35 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import IO
+from types import FrameType, TracebackType
+from typing import IO, Self
 
 from failover.pids import proc_stat_fields
 
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.05
+
+
+class Lifecycle:
+    """`with x:` starts x and stops it on the way out, also on an exception."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class LabError(RuntimeError):

@@ -7,7 +7,6 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import redis
@@ -15,7 +14,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from failover.lab import procs
-from failover.lab.procs import LabError, ManagedProcess
+from failover.lab.procs import LabError, Lifecycle, ManagedProcess
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ class RedisServer:
             self._client = None
 
 
-class RedisPair:
+class RedisPair(Lifecycle):
     """A primary and a replica; `primary`/`replica` follow the roles after `failover_to`."""
 
     def __init__(
@@ -154,17 +153,6 @@ class RedisPair:
     @property
     def servers(self) -> tuple[RedisServer, RedisServer]:
         return self.primary, self.replica
-
-    def __enter__(self) -> RedisPair:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> RedisPair:
         try:
