@@ -22,7 +22,9 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[20.0, 100.0])
     parser.add_argument("--duration", type=float, default=3.0)
     args = parser.parse_args()
-    print(f"{'mode':<10} {'rate/s':>7} {'RTO s':>7} {'RPO':>5} {'switch s':>9} {'waited s':>9} {'overhead s':>11} {'acked':>6}")
+    print(
+        f"{'mode':<10} {'rate/s':>7} {'RTO s':>7} {'RPO':>5} {'switch s':>9} {'waited s':>9} {'overhead s':>11} {'acked':>6}"
+    )
     worst = 0
     for mode in ("planned", "unplanned"):
         for rate in args.rates:
