@@ -138,7 +138,6 @@ class Report:
     checks: list[str] = field(default_factory=list)
     counts_before: dict[str, int] = field(default_factory=dict)
     counts_after: dict[str, int] = field(default_factory=dict)
-    rpo_rows: dict[str, int] = field(default_factory=dict)
     lag_at_preflight: float | None = None
     pending: list[str] = field(default_factory=list)
     outcome: str = "running"
@@ -160,7 +159,7 @@ class Report:
             "within_targets": database < TARGETS["database"] and total < TARGETS["total"],
             "row_counts_before": self.counts_before,
             "row_counts_after": self.counts_after,
-            "rows_missing_after_switch": self.rpo_rows if self.mode == "planned" else None,
+            "rows_missing_after_switch": self.rows_missing() if self.mode == "planned" else None,
             "row_count_change_since_preflight": self.row_change(),
             "replica_lag_at_preflight_seconds": self.lag_at_preflight,
             "checks": self.checks,
@@ -173,6 +172,9 @@ class Report:
             t: after.get(t, 0) - n for t, n in self.counts_before.items() if after.get(t, 0) != n
         }
 
+    def rows_missing(self) -> dict[str, int]:
+        return {t: -change for t, change in self.row_change().items()}
+
     def table(self) -> str:
         data = self.to_json()
         lines = [f"switch {self.run_id}: {self.mode} to {self.target} — {self.outcome}"]
@@ -184,7 +186,7 @@ class Report:
             f"total {data['total_seconds']:.1f}s (target < 4 h)"
         )
         if self.mode == "planned":
-            lines.append(f"rows missing after switch (RPO): {self.rpo_rows or 'none'}")
+            lines.append(f"rows missing after switch (RPO): {self.rows_missing() or 'none'}")
         else:
             lag = "unknown" if self.lag_at_preflight is None else f"{self.lag_at_preflight:.0f}s"
             lines.append(
@@ -724,9 +726,7 @@ class Switch:
             failures.append(f"row counts: {err}")
             after = {}
         self.report.counts_after = after
-        before = self.report.counts_before
-        missing = {t: before[t] - after.get(t, 0) for t in before if before[t] != after.get(t, 0)}
-        self.report.rpo_rows = missing
+        missing = self.report.rows_missing()
         if missing and self.opts.mode == "planned":
             failures.append(f"row counts differ after a planned switch: {missing}")
         global_id = str(self.stack(self.target).outputs.get(Output.CACHE_GLOBAL_ID, ""))
